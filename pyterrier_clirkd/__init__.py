@@ -2,5 +2,7 @@ __version__ = "0.1.0"
 
 from .config import ColBERTConfig
 from .model import ColBERT, maxsim
+from . import datasets, measures
+from .datasets import answers
 
-__all__ = ["ColBERT", "ColBERTConfig", "maxsim"]
+__all__ = ["ColBERT", "ColBERTConfig", "maxsim", "answers", "datasets", "measures"]
