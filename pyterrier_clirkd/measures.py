@@ -47,11 +47,17 @@ __all__ = ["R2kt", "R5kt", "recall_at_tokens", "tokenize", "cut_string", "per_la
 SKIPPED_ANSWERS = ("yes", "no")
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def tokenize(text: str) -> Tuple[str, ...]:
+def tokenize(text: str) -> List[str]:
     """NLTK's word tokens of a passage, without sentence splitting (no Punkt data needed)."""
     from nltk.tokenize import word_tokenize
-    return tuple(word_tokenize(text, preserve_line=True))
+    return word_tokenize(text, preserve_line=True)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _joined_tokens(text: str) -> Tuple[int, str]:
+    """(number of tokens, the tokens joined by single spaces): a compact cache entry, as no token holds a space."""
+    tokens = tokenize(text)
+    return len(tokens), " ".join(tokens)
 
 
 def cut_string(passages: Iterable[str], n_tokens: int) -> str:
@@ -61,12 +67,17 @@ def cut_string(passages: Iterable[str], n_tokens: int) -> str:
 
         cut_string(["Tokyo is big.", "Osaka too"], 3) == "Tokyo is big"
     """
-    tokens: List[str] = []
+    parts: List[str] = []
+    total = 0
     for text in passages:
-        tokens.extend(tokenize(text))
-        if len(tokens) >= n_tokens:
+        count, joined = _joined_tokens(text)
+        if total + count >= n_tokens:
+            parts.append(" ".join(joined.split(" ")[:n_tokens - total]))
             break
-    return " ".join(tokens[:n_tokens])
+        if count:
+            parts.append(joined)
+            total += count
+    return " ".join(p for p in parts if p)
 
 
 def _span_answers(answers) -> List[str]:

@@ -40,8 +40,8 @@ def test_names_and_official_cut_points():
 
 def test_tokeniser_keeps_sentence_final_periods_inside_a_passage():
     # the documented difference from nltk.word_tokenize with Punkt, which gives "home" "." for the first sentence
-    assert tokenize('He said "go home." She stayed.') == ("He", "said", "``", "go", "home.", "''", "She", "stayed", ".")
-    assert tokenize("It costs $3.50, doesn't it?") == ("It", "costs", "$", "3.50", ",", "does", "n't", "it", "?")
+    assert tokenize('He said "go home." She stayed.') == ["He", "said", "``", "go", "home.", "''", "She", "stayed", "."]
+    assert tokenize("It costs $3.50, doesn't it?") == ["It", "costs", "$", "3.50", ",", "does", "n't", "it", "?"]
 
 
 def test_cut_string_crosses_passages_and_stops_exactly_at_the_limit():
@@ -49,6 +49,9 @@ def test_cut_string_crosses_passages_and_stops_exactly_at_the_limit():
     assert cut_string(passages, 8) == "Tokyo is the capital of Japan . Osaka"
     assert cut_string(passages, 100) == "Tokyo is the capital of Japan . Osaka is in Kansai . never read"
     assert cut_string([], 5) == ""
+    with_empty = ["Tokyo is the capital of Japan.", "", "Osaka is in Kansai."]
+    tokens = "Tokyo is the capital of Japan . Osaka is in Kansai .".split()
+    assert [cut_string(with_empty, n) for n in range(13)] == [" ".join(tokens[:n]) for n in range(13)]
 
 
 def test_an_answer_crossing_a_passage_boundary_is_found():
