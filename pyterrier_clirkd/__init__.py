@@ -4,5 +4,6 @@ from .config import ColBERTConfig
 from .model import ColBERT, maxsim
 from . import datasets, measures
 from .datasets import answers
+from .translate import MTQueryRewriter
 
-__all__ = ["ColBERT", "ColBERTConfig", "maxsim", "answers", "datasets", "measures"]
+__all__ = ["ColBERT", "ColBERTConfig", "maxsim", "answers", "datasets", "measures", "MTQueryRewriter"]
