@@ -139,7 +139,7 @@ class MTQueryRewriter(pt.Transformer):
         return cls.from_table(read_parallel_files(src_path, en_path), key="query", fallback=fallback)
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        pt.validate.query_frame(inp, context=self)
+        pt.validate.query_frame(inp, extra_columns=["query"], context=self)
         key = getattr(self.translator, "key", "query")
         if key not in inp.columns:
             raise ValueError(f"{self!r} looks translations up by {key!r}, but the queries have no such column "

@@ -240,8 +240,10 @@ def test_empty_input_and_inspection(nllb):
     assert {a.name: a.value for a in pt.inspect.transformer_attributes(mt)} == {
         "translator": mt.translator, "src_lang": None, "fallback": None}
     assert repr(mt) == f"MTQueryRewriter(Seq2SeqTranslator.from_pretrained({str(nllb)!r}, num_beams=2, max_new_tokens=8))"
-    with pytest.raises(pt.validate.InputValidationError):
-        mt(pd.DataFrame({"docno": ["d1"], "text": ["x"]}))
+    assert pt.inspect.transformer_inputs(mt) == [["qid", "query"]]
+    for wrong in ({"qid": ["1"]}, {"qid": ["1"], "query": ["x"], "docno": ["d1"]}):
+        with pytest.raises(pt.validate.InputValidationError):
+            mt(pd.DataFrame(wrong))
 
 
 def test_previous_rewrites_move_along():
