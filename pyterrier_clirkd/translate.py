@@ -159,11 +159,14 @@ class MTQueryRewriter(pt.Transformer):
             langs = [None] * len(inp)
         translated: list[Optional[str]] = list(queries)
         for lang in dict.fromkeys(langs):
-            rows = [i for i, row_lang in enumerate(langs) if row_lang == lang]
             if lang == ENGLISH:
                 continue
+            rows = [i for i, row_lang in enumerate(langs) if row_lang == lang]
             unique = list(dict.fromkeys(keys[i] for i in rows))
-            found = dict(zip(unique, self.translator.translate(unique, lang)))
+            answers = list(self.translator.translate(unique, lang))
+            if len(answers) != len(unique):
+                raise ValueError(f"{self.translator!r} answered {len(answers)} translations for {len(unique)} texts")
+            found = dict(zip(unique, answers))
             for i in rows:
                 translated[i] = found[keys[i]]
         missing = [i for i, text in enumerate(translated) if text is None]
