@@ -143,11 +143,14 @@ def test_local_folder_overrides_the_packaged_copy(monkeypatch, tmp_path):
                                        "answers": ("Moses", "yes"), "query_en": ""}]
 
 
-def test_a_file_without_source_names_the_variable(monkeypatch):
+def test_a_missing_file_names_the_variable_and_is_not_downloaded(monkeypatch, tmp_path):
     monkeypatch.delenv("CLIRKD_MKQA_FILE")
-    source = common.DataFile("mkqa.jsonl.gz", env_file="CLIRKD_MKQA_FILE")
-    with pytest.raises(FileNotFoundError, match=r"\$CLIRKD_MKQA_FILE"):
-        source.path()
+    with pytest.raises(FileNotFoundError, match=r"point \$CLIRKD_MKQA_FILE at it"):
+        common.DataFile("mkqa.jsonl.gz", env_file="CLIRKD_MKQA_FILE").path()
+    # a local folder that lacks the passages: an error, not a 13 GB download
+    monkeypatch.setenv("CLIRKD_XOR_TYDI_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"enwiki_20190201_w100.tsv not found by \$CLIRKD_XOR_TYDI_DIR=.*unset it"):
+        list(ir_datasets.load("xor-tydi").docs_iter())
 
 
 def test_mkqa_queries_and_english_answers():

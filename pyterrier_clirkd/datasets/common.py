@@ -64,7 +64,8 @@ def open_text(path: str | os.PathLike) -> io.TextIOBase:
 class DataFile:
     """One data file, found in this order: a local folder named by an environment variable (``env_dir``, the
     official file name ``name`` inside it) or a file named by one (``env_file``); the copy shipped in the
-    package (``packaged``); a download of ``url`` cached in the ir_datasets home (``cache``).
+    package (``packaged``); a download of ``url`` cached in the ir_datasets home (``cache``), only while the
+    environment variable is unset (a user who points at local files gets an error, not a surprise download).
 
     It serves as an ir_datasets download handle (``path()``, ``stream()``), and looks nothing up before used.
     """
@@ -96,9 +97,13 @@ class DataFile:
         local = self.local_path()
         if local is not None:
             return local
+        variables = [v for v in (self.env_dir, self.env_file) if v]
+        chosen = [f"${v}={os.environ[v]}" for v in variables if os.environ.get(v)]
+        if chosen:
+            raise FileNotFoundError(f"{self.name} not found by {' and '.join(chosen)}"
+                                    + (f" (unset it to download {self.url})" if self.url else ""))
         if self.url is None:
-            where = " or ".join(f"${v}" for v in (self.env_dir, self.env_file) if v)
-            raise FileNotFoundError(f"{self.name} not found: point {where} at a copy of it")
+            raise FileNotFoundError(f"{self.name} not found: point {' or '.join('$' + v for v in variables)} at it")
         target = ir_datasets.util.home_path() / "clirkd" / self.cache
         if force and not target.exists():
             download = ir_datasets.util.Download([ir_datasets.util.RequestsDownload(self.url)], cache_path=str(target))

@@ -7,8 +7,9 @@ where one exists for the exact question text, else ""). Where each file comes fr
 1. ``$CLIRKD_XOR_TYDI_DIR/<official name>`` if that variable names a folder holding the file;
 2. the package's own copy: dev and train questions and the translations (CC BY-SA 4.0, see
    ``data/README.md``), so ``pt.get_dataset("irds:xor-tydi/dev").get_topics()`` works offline;
-3. a download from the official XOR QA site into the ir_datasets home: the test questions and the
-   passages (``enwiki_20190201_w100.tsv``, 18M passages, 13 GB; its docstore is built on first use).
+3. only while that variable is unset, a download from the official XOR QA site into the ir_datasets
+   home: the test questions and the passages (``enwiki_20190201_w100.tsv``, 18M passages, 13 GB; its
+   docstore is built on first use).
 
 Example::
 
