@@ -1,0 +1,259 @@
+"""Searching a ColBERT index: candidate generation, decompression and exact MaxSim, as PyTerrier transformers.
+
+End-to-end search of one query (``Lq`` token vectors), as PLAID does:
+
+1. probe: faiss finds each query token's ``nprobe`` nearest centroids; the candidates are the passages in those
+   centroids' inverted lists;
+2. prune: each candidate gets an approximate score, MaxSim with every passage token replaced by its centroid (a
+   table lookup in the query-centroid scores), and the best ``ncandidates`` are kept;
+3. score: their vectors are decompressed and scored by exact MaxSim; the top ``num_results`` are returned.
+
+Exhaustive search decompresses every passage and scores it by exact MaxSim (for small indexes and for measuring what
+candidate generation loses).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import faiss
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import torch
+from tqdm.auto import tqdm
+
+from .build import CODES, DOCLENS, DOCNOS, IVF_OFFSETS, IVF_PIDS, META, PAYLOAD
+from .codec import ResidualCodec
+
+
+class IndexReader:
+    """Read access to the files of a built index (memory-mapped), and the search primitives over them.
+
+    Example::
+
+        reader = IndexReader("wiki.colbert")
+        vectors, lengths = reader.decode([0, 5])            # token vectors of passages 0 and 5
+        pids, scores = reader.search(Q, num_results=10)    # Q: [Lq, dim] query token vectors
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.meta = json.loads((self.path / META).read_text())
+        self.codec = ResidualCodec.load(self.path)
+        self.similarity = self.meta["similarity"]
+        self.doclens = np.load(self.path / DOCLENS)
+        self.offsets = np.concatenate([[0], np.cumsum(self.doclens, dtype=np.int64)])
+        self.codes = np.load(self.path / CODES, mmap_mode="r")
+        self.payload = np.load(self.path / PAYLOAD[self.codec.nbits == 16], mmap_mode="r")
+        self.ivf_pids = np.load(self.path / IVF_PIDS, mmap_mode="r")
+        self.ivf_offsets = np.load(self.path / IVF_OFFSETS)
+        self.docnos = np.array((self.path / DOCNOS).read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
+        self._probe = faiss.IndexFlatIP(self.codec.dim) if self.similarity == "cosine" else faiss.IndexFlatL2(self.codec.dim)
+        self._probe.add(self.codec.centroids)
+        self._centroids_t = torch.from_numpy(self.codec.centroids)
+        self._pid_of: Optional[dict[str, int]] = None
+
+    def __len__(self) -> int:
+        return len(self.doclens)
+
+    def pids_of(self, docnos) -> np.ndarray:
+        """Passage ids of docnos; a clear error names docnos that are not in the index."""
+        if self._pid_of is None:
+            self._pid_of = {d: i for i, d in enumerate(self.docnos)}
+        pids = np.fromiter((self._pid_of.get(d, -1) for d in docnos), dtype=np.int64, count=len(docnos))
+        if (pids < 0).any():
+            missing = list(dict.fromkeys(np.asarray(docnos, dtype=object)[pids < 0]))
+            raise KeyError(f"{len(missing)} docnos are not in the index {self.path}: {missing[:5]}")
+        return pids
+
+    # ------------------------------------------------------------------ decompression and exact scoring
+    def token_ids(self, pids: np.ndarray) -> np.ndarray:
+        """Positions of the stored token vectors of ``pids``, passage after passage."""
+        starts, lengths = self.offsets[pids], self.doclens[pids].astype(np.int64)
+        shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        return np.arange(int(lengths.sum()), dtype=np.int64) + shift
+
+    def decode(self, pids) -> tuple[np.ndarray, np.ndarray]:
+        """Token vectors ``float32 [sum of lengths, dim]`` of the passages ``pids``, and their lengths."""
+        pids = np.asarray(pids, dtype=np.int64)
+        tokens = self.token_ids(pids)
+        return self.codec.decode(self.codes[tokens], self.payload[tokens]), self.doclens[pids]
+
+    def maxsim(self, Q: torch.Tensor, vectors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """MaxSim of queries ``Q [nq, Lq, dim]`` against consecutive passages -> ``[nq, n_passages]``."""
+        sim = _token_sim(Q.reshape(-1, Q.shape[-1]), torch.from_numpy(vectors), self.similarity)
+        best = _segment_max(sim.numpy(), lengths)
+        return best.reshape(Q.shape[0], Q.shape[1], -1).sum(1)
+
+    # ------------------------------------------------------------------ end-to-end and exhaustive search
+    def search(self, Q: np.ndarray, num_results: int, nprobe: int = 8, ncandidates: int = 4096
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``num_results`` (passage ids, scores) for one query's token vectors ``Q [Lq, dim]``."""
+        Q = np.ascontiguousarray(Q, dtype=np.float32)
+        _, probed = self._probe.search(Q, min(nprobe, self.codec.n_centroids))
+        cells = np.unique(probed)
+        pids = np.unique(self.ivf_pids[_ranges(self.ivf_offsets[cells], self.ivf_offsets[cells + 1])])
+        Qt = torch.from_numpy(Q)
+        if len(pids) > ncandidates:
+            centroid_scores = _token_sim(self._centroids_t, Qt, self.similarity).numpy()  # [n_centroids, Lq]
+            approx = _segment_max(centroid_scores.take(self.codes[self.token_ids(pids)], axis=0).T,
+                                  self.doclens[pids]).sum(0)
+            pids = np.sort(pids[np.argpartition(-approx, ncandidates - 1)[:ncandidates]])
+        vectors, lengths = self.decode(pids)
+        return _top(pids, self.maxsim(Qt[None], vectors, lengths)[0], num_results)
+
+    def exhaustive(self, Q: np.ndarray, num_results: int, block_tokens: int = 1 << 16, verbose: bool = False
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top ``num_results`` (passage ids, scores) of each query ``Q [nq, Lq, dim]`` by MaxSim over every stored
+        passage, decompressed block by block."""
+        Qt = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32))
+        best = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(Q))]
+        bounds = np.searchsorted(self.offsets, np.arange(0, self.offsets[-1], block_tokens), side="right") - 1
+        bounds = np.unique(np.concatenate([bounds, [len(self)]]))
+        for lo, hi in tqdm(list(zip(bounds[:-1], bounds[1:])), desc="exhaustive search", unit="block",
+                           disable=not verbose):
+            pids = np.arange(lo, hi)
+            scores = self.maxsim(Qt, *self.decode(pids))
+            best = [_top(np.concatenate([b_pids, pids]), np.concatenate([b_scores, s]), num_results)
+                    for (b_pids, b_scores), s in zip(best, scores)]
+        return best
+
+
+def _token_sim(Q: torch.Tensor, D: torch.Tensor, similarity: str) -> torch.Tensor:
+    """Similarity of every row of ``Q`` with every row of ``D`` (``[len(Q), len(D)]``)."""
+    if similarity == "cosine":
+        return Q @ D.T
+    return -(Q.pow(2).sum(-1, keepdim=True) + D.pow(2).sum(-1)[None] - 2 * Q @ D.T)
+
+
+def _segment_max(sim: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Max over consecutive column segments of ``sim [rows, sum(lengths)]`` -> ``[rows, len(lengths)]``; a passage
+    without tokens scores 0 (it matches nothing)."""
+    out = np.zeros((sim.shape[0], len(lengths)), dtype=np.float32)
+    filled = lengths > 0
+    if filled.any():
+        starts = (np.cumsum(lengths) - lengths)[filled]
+        out[:, filled] = np.maximum.reduceat(sim, starts, axis=1)
+    return out
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, e)`` for each pair."""
+    lengths = ends - starts
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+
+
+def _top(pids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best (pids, scores), best first; ties go to the lower passage id."""
+    if len(scores) > k:
+        keep = np.argpartition(-scores, k - 1)[:k]
+        pids, scores = pids[keep], scores[keep]
+    order = np.lexsort((pids, -scores))
+    return pids[order], scores[order]
+
+
+# ---------------------------------------------------------------------- PyTerrier transformers
+class _IndexTransformer(pt.Transformer):
+    def __init__(self, index, query_model=None, batch_size: int = 64, verbose: bool = False):
+        self.index = index
+        self.query_model = query_model
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self._model = index.check_query_model(query_model)
+
+    def _query_vectors(self, inp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Query token vectors of the distinct queries ``[nq, Lq, dim]``, and each row's query number. Uses a
+        ``query_embs`` column (``model.query_encoder()``) when present, else encodes ``query`` texts in batches."""
+        if "query_embs" in inp.columns:
+            embs = np.stack([np.asarray(e, dtype=np.float32) for e in inp["query_embs"]])
+            return embs, np.arange(len(inp))
+        if self._model is None:
+            raise ValueError(f"{self.index!r} was built from precomputed vectors without a model: give queries as a "
+                             f"query_embs column, or pass query_model=")
+        texts = inp["query"].tolist()
+        bad = next((q for q in texts if not isinstance(q, str)), None)
+        if bad is not None:
+            raise TypeError(f"column 'query' must hold strings, found {type(bad).__name__}: {bad!r}")
+        queries, row_query = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+        return self._model.encode_queries(list(queries), batch_size=self.batch_size, verbose=self.verbose), row_query
+
+
+class ColBERTRetriever(_IndexTransformer):
+    """Q -> R: the ``num_results`` best passages of each query by MaxSim over the index (see the module docstring).
+    Keeps the input's columns (``query_0``, ``lang``, ...); ranks start at 0.
+
+    Example::
+
+        retriever = index.retriever(num_results=100)               # end to end
+        exact = index.retriever(num_results=100, exhaustive=True)  # every passage
+        retriever(pt.new.queries(["who wrote hamlet"]))
+    """
+
+    def __init__(self, index, num_results: int = 1000, query_model=None, exhaustive: bool = False, nprobe: int = 8,
+                 ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False):
+        super().__init__(index, query_model, batch_size, verbose)
+        if num_results < 1:
+            raise ValueError(f"num_results must be at least 1, not {num_results}")
+        self.num_results = num_results
+        self.exhaustive = exhaustive
+        self.nprobe = nprobe
+        self.ncandidates = ncandidates
+
+    def __repr__(self) -> str:
+        settings = [f"num_results={self.num_results}"]
+        if self.exhaustive:
+            settings.append("exhaustive=True")
+        if self.query_model is not None:
+            settings.append(f"query_model={self.query_model!r}")
+        return f"{self.index!r}.retriever({', '.join(settings)})"
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        pt.validate.query_frame(inp, extra_columns=[] if "query_embs" in inp.columns else ["query"], context=self)
+        builder = pt.new.DataFrameBuilder(["docno", "score", "rank"])
+        if not len(inp):
+            return builder.to_df(merge_on_index=inp)
+        inp = inp.reset_index(drop=True)
+        Q, row_query = self._query_vectors(inp)
+        reader = self.index.payload()
+        if self.exhaustive:
+            results = reader.exhaustive(Q, self.num_results, verbose=self.verbose)
+        else:
+            ncandidates = self.ncandidates or max(4 * self.num_results, 1024)
+            results = [reader.search(q, self.num_results, self.nprobe, ncandidates)
+                       for q in tqdm(Q, desc="searching", unit="query", disable=not self.verbose or len(Q) < 2)]
+        for row, query in enumerate(row_query):
+            pids, scores = results[query]
+            builder.extend({"_index": row, "docno": reader.docnos[pids], "score": scores.astype(np.float64),
+                            "rank": np.arange(len(pids))})
+        return builder.to_df(merge_on_index=inp)
+
+
+class ColBERTScorer(_IndexTransformer):
+    """R -> R: each (query, docno) pair re-scored by exact MaxSim over the stored vectors (no text needed), re-ranked.
+
+    Example::
+
+        pipeline = bm25 >> index.scorer()
+    """
+
+    def __repr__(self) -> str:
+        extra = f"query_model={self.query_model!r}" if self.query_model is not None else ""
+        return f"{self.index!r}.scorer({extra})"
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        pt.validate.result_frame(inp, extra_columns=[] if "query_embs" in inp.columns else ["query"], context=self)
+        if not len(inp):
+            return inp.assign(score=pd.Series(dtype=float), rank=pd.Series(dtype=int))
+        inp = inp.reset_index(drop=True)
+        reader = self.index.payload()
+        pids = reader.pids_of(list(inp["docno"]))
+        Q, row_query = self._query_vectors(inp)
+        scores = np.empty(len(inp), dtype=np.float64)
+        for query in range(len(Q)):
+            rows = np.flatnonzero(row_query == query)
+            scores[rows] = reader.maxsim(torch.from_numpy(Q[query:query + 1]), *reader.decode(pids[rows]))[0]
+        out = inp.assign(score=scores).drop(columns=["rank"], errors="ignore")
+        out = out.sort_values(["qid", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        return pt.model.add_ranks(out)

@@ -1,0 +1,333 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import pytest
+import torch
+
+from index_build_script import corpus
+from pyterrier_clirkd import ColBERT, ColBERTIndex
+from pyterrier_clirkd.index import IndexInputError, ResidualCodec
+from pyterrier_clirkd.index.build import partial_folder
+from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
+from tiny_models import tiny_xlmr_folder
+
+SETTINGS = dict(dim=8, query_maxlen=12, doc_maxlen=16)
+SCRIPT = Path(__file__).with_name("index_build_script.py")
+QUERIES = ["cat on the mat", "river mountain", "tokyo capital japan", "who wrote hamlet", "red stone road"]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    """A tiny random ColBERT saved as a checkpoint folder (so subprocesses load the very same model)."""
+    root = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(1)
+    model = ColBERT.from_pretrained(tiny_xlmr_folder(root / "encoder"), device="cpu", **SETTINGS)
+    model.save_pretrained(root / "colbert")
+    return root / "colbert"
+
+
+@pytest.fixture(scope="module")
+def model(model_folder):
+    return ColBERT.from_pretrained(model_folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return corpus(240)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, model, docs):
+    """A 2-bit index of 240 passages, built in chunks of 50."""
+    return ColBERTIndex(tmp_path_factory.mktemp("built") / "idx.colbert", model, chunk_size=50,
+                        verbose=False).index(docs)
+
+
+def hand_maxsim(Q: np.ndarray, D: np.ndarray) -> float:
+    """Sum over query tokens of the best dot product with any passage token, written out with loops."""
+    return float(sum(max(float(np.dot(q, d)) for d in D) for q in Q)) if len(D) else 0.0
+
+
+def clustered_vectors(n: int, dim: int, rng, n_topics: int = 40, noise: float = 0.15) -> np.ndarray:
+    topics = rng.standard_normal((n_topics, dim))
+    x = topics[rng.integers(0, n_topics, n)] + noise * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def read_index(path: Path) -> dict:
+    """Every stored array of an index folder, and its docnos."""
+    out = {name.split(".")[0]: np.load(path / name) for name in ("codes.npy", "residuals.npy", "doclens.npy",
+                                                                 "centroids.npy", "ivf_pids.npy", "ivf_offsets.npy")}
+    out["docnos"] = (path / "docnos.txt").read_text().split("\n")[:-1]
+    return out
+
+
+# ---------------------------------------------------------------------- codec
+@pytest.mark.parametrize("nbits, min_cosine", [(1, 0.85), (2, 0.95), (4, 0.99)])
+def test_codec_round_trip_error_bounds(nbits, min_cosine):
+    rng = np.random.default_rng(nbits)
+    x = clustered_vectors(6000, 32, rng, noise=0.1)
+    codec = ResidualCodec.train(x[:3000], n_centroids=64, nbits=nbits)
+    codes, payload = codec.encode(x)
+    assert payload.dtype == np.uint8 and payload.shape == (6000, 32 * nbits // 8)
+
+    # by hand: bucket = number of cutoffs at or below the residual; value = that bucket's weight; then normalise
+    residual = x - codec.centroids[codes]
+    bucket = np.stack([np.searchsorted(codec.cutoffs[j], residual[:, j], side="right") for j in range(32)], 1)
+    approx_residual = np.take_along_axis(codec.weights.T, bucket, axis=0)
+    expected = codec.centroids[codes] + approx_residual
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    decoded = codec.decode(codes, payload)
+    np.testing.assert_allclose(decoded, expected, atol=1e-5)
+    np.testing.assert_array_equal(unpack_bits(payload, nbits), bucket)
+
+    # an inner bucket's value lies between its cutoffs, so the error is at most the bucket's width there
+    inner = (bucket > 0) & (bucket < 2 ** nbits - 1)
+    lower = np.take_along_axis(codec.cutoffs.T, np.maximum(bucket - 1, 0), axis=0)
+    upper = np.take_along_axis(codec.cutoffs.T, np.minimum(bucket, 2 ** nbits - 2), axis=0)
+    assert np.all(np.abs(residual - approx_residual)[inner] <= (upper - lower)[inner] + 1e-6)
+    cosine = np.sum(x * decoded, axis=1)
+    assert cosine.mean() >= min_cosine and cosine.min() > 0.5
+
+
+def test_codec_more_bits_less_error_and_fp16_is_exact():
+    rng = np.random.default_rng(0)
+    x = clustered_vectors(4000, 16, rng)
+    errors = []
+    for nbits in (1, 2, 4, 16):
+        codec = ResidualCodec.train(x, n_centroids=32, nbits=nbits)
+        errors.append(np.abs(codec.decode(*codec.encode(x)) - x).mean())
+    assert errors[0] > errors[1] > errors[2] > errors[3]
+    assert errors[3] < 1e-3  # float16 keeps about three significant digits
+
+
+def test_bit_packing_round_trip():
+    rng = np.random.default_rng(0)
+    for nbits in (1, 2, 4):
+        buckets = rng.integers(0, 2 ** nbits, (7, 16)).astype(np.uint8)
+        packed = pack_bits(buckets, nbits)
+        assert packed.shape == (7, 16 * nbits // 8)
+        np.testing.assert_array_equal(unpack_bits(packed, nbits), buckets)
+    # first dimension in the high bits: buckets 3, 0, 1, 2 -> 0b11_00_01_10
+    assert pack_bits(np.array([[3, 0, 1, 2]]), 2)[0, 0] == 0b11000110
+
+
+# ---------------------------------------------------------------------- building
+def test_index_layout_and_metadata(built, docs, model_folder, model):
+    meta = built.meta()
+    assert built.built() and len(built) == 240 and repr(built) == f"ColBERTIndex({str(built.path)!r})"
+    assert meta["type"] == "colbert_index" and meta["format"] == "clirkd" and meta["nbits"] == 2
+    assert meta["model"] == str(model_folder.resolve()) and meta["fingerprint"] == model.fingerprint()
+    stored = read_index(Path(built.path))
+    assert stored["docnos"] == [d["docno"] for d in docs]
+    expected_lengths = [len(v) for v in model.encode_docs([d["text"] for d in docs])]
+    assert stored["doclens"].tolist() == expected_lengths and meta["n_tokens"] == sum(expected_lengths)
+    # every token is listed under its centroid exactly as its passage: lists hold each passage once, sorted
+    pids = np.repeat(np.arange(240), stored["doclens"])
+    offsets = stored["ivf_offsets"]
+    for c in range(meta["n_centroids"]):
+        listed = stored["ivf_pids"][offsets[c]:offsets[c + 1]]
+        np.testing.assert_array_equal(listed, np.unique(pids[stored["codes"] == c]))
+    assert not partial_folder(Path(built.path)).exists()
+
+
+def test_empty_passages_are_kept_aligned(built, docs, model):
+    empty = [i for i, d in enumerate(docs) if d["text"] == ""]
+    assert empty and empty[-1] < 239  # the corpus has empty passages, with passages after them
+    stored = read_index(Path(built.path))
+    assert all(stored["doclens"][i] == 3 for i in empty)  # <s>, [D], </s>
+    after = docs[empty[0] + 1]
+    res = pd.DataFrame({"qid": ["q"], "query": ["cat on the mat"], "docno": [after["docno"]]})
+    scored = built.scorer()(res)
+    fp16 = ColBERTIndex(Path(built.path).parent / "fp16.colbert", model, nbits=16, verbose=False).index(docs)
+    Q = model.encode_queries(["cat on the mat"])[0]
+    D = model.encode_docs([after["text"]])[0].astype(np.float16).astype(np.float32)
+    assert fp16.scorer()(res)["score"].iloc[0] == pytest.approx(hand_maxsim(Q, D), abs=1e-4)
+    assert scored["score"].iloc[0] == pytest.approx(hand_maxsim(Q, D), abs=0.5)  # 2 bits: close, not exact
+
+
+def test_title_is_put_before_the_text(tmp_path, model):
+    index = ColBERTIndex(tmp_path / "t.colbert", model, nbits=16, verbose=False)
+    index.index([{"docno": "a", "title": "Hamlet", "text": "a play"}, {"docno": "b", "title": "", "text": "x y"}] +
+                corpus(30))
+    vectors, lengths = index.payload().decode([0, 1])
+    expected = model.encode_docs(["Hamlet | a play", "x y"])
+    np.testing.assert_allclose(vectors, np.concatenate(expected), atol=1e-3)
+    assert lengths.tolist() == [len(e) for e in expected]
+
+
+def test_duplicate_docnos_are_an_error_that_names_them(tmp_path, model):
+    docs = corpus(120)
+    docs[101] = {"docno": "p7", "text": "again"}
+    with pytest.raises(IndexInputError, match=r"duplicate docno 'p7': documents 7 and 101"):
+        ColBERTIndex(tmp_path / "dup.colbert", model, chunk_size=50, verbose=False).index(docs)
+    assert not (tmp_path / "dup.colbert").exists() and not partial_folder(tmp_path / "dup.colbert").exists()
+
+
+@pytest.mark.parametrize("bad, message", [({"text": "no docno"}, "has no docno"),
+                                          ({"docno": 5, "text": "x"}, "docno must be a non-empty string"),
+                                          ({"docno": "p1x", "text": None}, "'p1x': text must be a string")])
+def test_bad_documents_are_named(tmp_path, model, bad, message):
+    with pytest.raises(IndexInputError, match=message):
+        ColBERTIndex(tmp_path / "bad.colbert", model, verbose=False).index(corpus(20) + [bad])
+    assert not partial_folder(tmp_path / "bad.colbert").exists()
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path, model):
+    path = tmp_path / "x.colbert"
+    ColBERTIndex(path, model, verbose=False).index(corpus(60))
+    before = (path / "pt_meta.json").read_text()
+    with pytest.raises(FileExistsError, match="mode='overwrite'"):
+        ColBERTIndex(path, model, verbose=False).index(corpus(80))
+    assert (path / "pt_meta.json").read_text() == before
+    assert len(ColBERTIndex(path, model, mode="overwrite", verbose=False).index(corpus(80))) == 80
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a ColBERTIndex"):
+        ColBERTIndex(tmp_path / "notes", model, mode="overwrite", verbose=False).index(corpus(60))
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("kill", [["--kill-after", "130"], ["--kill-in", "merge"]], ids=["encoding", "merge"])
+def test_resume_after_sigkill(tmp_path, model_folder, model, kill):
+    path = tmp_path / "killed.colbert"
+    run = subprocess.run([sys.executable, str(SCRIPT), "--model", str(model_folder), "--out", str(path),
+                          "--docs", "240", *kill], capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr
+    assert not path.exists()
+    chunks = sorted(p.name for p in (partial_folder(path) / "chunks").glob("*.json"))
+    assert chunks == ([f"{i:08d}.json" for i in range(2)] if kill[0] == "--kill-after" else
+                      [f"{i:08d}.json" for i in range(5)])
+
+    if kill[0] == "--kill-after":  # a resume needs the same documents and settings
+        with pytest.raises(ValueError, match="cannot resume: block 0 .*position 0: 'p0' then, 'q0' now"):
+            ColBERTIndex(path, model, chunk_size=50, verbose=False).index(
+                [{**d, "docno": "q" + d["docno"][1:]} for d in corpus(240)])
+        with pytest.raises(ValueError, match="different settings \\(nbits\\); pass resume=False"):
+            ColBERTIndex(path, model, chunk_size=50, nbits=4, verbose=False).index(corpus(240))
+
+    encoded = []
+    original = model.encode_docs
+    model.encode_docs = lambda texts, **kw: (encoded.extend(texts), original(texts, **kw))[1]
+    try:
+        resumed = ColBERTIndex(path, model, chunk_size=50, verbose=False).index(corpus(240))
+    finally:
+        del model.encode_docs
+    assert len(encoded) == (240 - 100 if kill[0] == "--kill-after" else 0)  # finished chunks are not re-encoded
+    fresh = ColBERTIndex(tmp_path / "fresh.colbert", model, chunk_size=50, verbose=False).index(corpus(240))
+    got, want = read_index(Path(resumed.path)), read_index(Path(fresh.path))
+    assert got["docnos"] == [f"p{i}" for i in range(240)]  # every document exactly once, in order
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert not partial_folder(path).exists()
+    restarted = ColBERTIndex(path, model, chunk_size=50, nbits=4, mode="overwrite", resume=False, verbose=False)
+    assert restarted.index(corpus(240)).meta()["nbits"] == 4
+
+
+def test_sharded_torchrun_build_equals_single_process(tmp_path, model_folder, model, built):
+    path = tmp_path / "sharded.colbert"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          str(29500 + os.getpid() % 1000), str(SCRIPT), "--model", str(model_folder),
+                          "--out", str(path), "--docs", "240"], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got, want = read_index(path), read_index(Path(built.path))
+    assert got["docnos"] == want["docnos"]
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+# ---------------------------------------------------------------------- loading and models
+def test_artifact_load_reopens_with_the_model(built):
+    for loaded in (pt.Artifact.load(str(built.path)), ColBERTIndex.load(built.path)):
+        assert isinstance(loaded, ColBERTIndex) and len(loaded) == 240
+        q = pt.new.queries(QUERIES)
+        pd.testing.assert_frame_equal(loaded.retriever(num_results=5)(q), built.retriever(num_results=5)(q))
+
+
+def test_model_without_a_name_is_saved_inside_the_index(tmp_path, model_folder):
+    model = ColBERT.from_pretrained(model_folder, device="cpu")
+    model.name_or_path = None
+    path = tmp_path / "copy.colbert"
+    ColBERTIndex(path, model, verbose=False).index(corpus(60))
+    assert (path / "model" / "colbert_config.json").exists() and ColBERTIndex.load(path).meta()["model_copy"]
+    loaded = ColBERTIndex.load(path)
+    assert loaded.built_model().fingerprint() == model.fingerprint()
+
+
+def test_fingerprint_mismatch_is_a_clear_error(tmp_path, built, model):
+    torch.manual_seed(7)
+    other = ColBERT.from_pretrained(tiny_xlmr_folder(tmp_path / "other", seed=3), device="cpu", **SETTINGS)
+    with pytest.raises(ValueError, match=f"{other.fingerprint()}.*{model.fingerprint()}"):
+        built.retriever(query_model=other)
+    # a student whose passage encoder is the index's model searches it as is
+    other.config.passage_fingerprint = model.fingerprint()
+    out = built.retriever(num_results=3, query_model=other)(pt.new.queries(["cat"]))
+    assert len(out) == 3
+
+
+# ---------------------------------------------------------------------- search
+def test_exhaustive_mode_equals_brute_force_maxsim(tmp_path, model, docs):
+    index = ColBERTIndex(tmp_path / "fp16.colbert", model, nbits=16, chunk_size=50, verbose=False).index(docs)
+    Q = model.encode_queries(QUERIES)
+    D = [v.astype(np.float16).astype(np.float32) for v in model.encode_docs([d["text"] for d in docs])]
+    out = index.retriever(num_results=240, exhaustive=True)(pt.new.queries(QUERIES))
+    for i, query in enumerate(QUERIES):
+        hand = np.array([hand_maxsim(Q[i], d) for d in D])
+        got = out[out["query"] == query]
+        assert got["rank"].tolist() == list(range(240))
+        np.testing.assert_allclose(got["score"], np.sort(hand)[::-1], rtol=1e-5, atol=1e-5)
+        got_scores = dict(zip(got["docno"], got["score"]))
+        np.testing.assert_allclose([got_scores[d["docno"]] for d in docs], hand, rtol=1e-5, atol=1e-5)
+
+
+def test_end_to_end_and_scorer_agree_with_exhaustive_on_stored_vectors(built):
+    topics = pt.new.queries(QUERIES, lang=["en"] * 5)
+    exact = built.retriever(num_results=10, exhaustive=True)(topics)
+    every_cell = built.retriever(num_results=10, nprobe=built.meta()["n_centroids"], ncandidates=240)(topics)
+    pd.testing.assert_frame_equal(every_cell, exact, atol=1e-5)
+    rescored = built.scorer()(exact.drop(columns=["score", "rank"]).sample(frac=1, random_state=0))
+    pd.testing.assert_frame_equal(rescored[exact.columns], exact, atol=1e-5)
+
+
+def test_retriever_keeps_query_columns_and_handles_empty_input(built):
+    topics = pd.DataFrame({"qid": ["a", "b"], "query": ["river", "hamlet"], "query_0": ["fleuve", "hameau"],
+                           "lang": ["fr", "fr"]})
+    out = built.retriever(num_results=4)(topics)
+    assert list(out.columns) == ["qid", "query", "query_0", "lang", "docno", "score", "rank"]
+    assert out.groupby("qid")["rank"].apply(list).tolist() == [[0, 1, 2, 3]] * 2
+    assert out["docno"].map(type).eq(str).all() and (out["query_0"].isin(["fleuve", "hameau"])).all()
+    empty = built.retriever()(topics.iloc[:0])
+    assert len(empty) == 0 and {"qid", "query", "docno", "score", "rank"} <= set(empty.columns)
+    assert len(built.scorer()(pd.DataFrame(columns=["qid", "query", "docno"]))) == 0
+    assert repr(built.retriever(num_results=4)) == f"{built!r}.retriever(num_results=4)"
+
+
+def test_scorer_names_unknown_docnos(built):
+    with pytest.raises(KeyError, match="nope"):
+        built.scorer()(pd.DataFrame({"qid": ["1"], "query": ["x"], "docno": ["nope"]}))
+
+
+def test_ann_recall_against_exhaustive_on_random_vectors(tmp_path):
+    """Random clustered unit vectors (no model): end-to-end top 10 finds at least 95% of the exhaustive top 10."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 20, 3000)
+    vectors = clustered_vectors(int(lengths.sum()), 32, rng, n_topics=200)
+    docs = [{"docno": f"d{i}", "doc_embs": v} for i, v in enumerate(np.split(vectors, np.cumsum(lengths)[:-1]))]
+    index = ColBERTIndex(tmp_path / "rand.colbert", verbose=False).index(docs)
+    queries = np.stack([clustered_vectors(16, 32, np.random.default_rng(100 + i), n_topics=200) for i in range(30)])
+    topics = pd.DataFrame({"qid": [str(i) for i in range(30)], "query_embs": list(queries)})
+    exact = index.retriever(num_results=10, exhaustive=True)(topics)
+    approx = index.retriever(num_results=10)(topics)
+    recall = np.mean([len(set(approx.docno[approx.qid == q]) & set(exact.docno[exact.qid == q])) / 10
+                      for q in topics.qid])
+    assert recall >= 0.95
+    with pytest.raises(ValueError, match="query_embs"):
+        index.retriever()(pt.new.queries(["text needs a model"]))
