@@ -239,7 +239,8 @@ def test_empty_input_and_inspection(nllb):
     assert pt.inspect.transformer_outputs(mt, ["qid", "query", "lang"]) == ["qid", "query", "query_0", "lang"]
     assert {a.name: a.value for a in pt.inspect.transformer_attributes(mt)} == {
         "translator": mt.translator, "src_lang": None, "fallback": None}
-    assert repr(mt) == f"MTQueryRewriter(Seq2SeqTranslator.from_pretrained({str(nllb)!r}, num_beams=2, max_new_tokens=8))"
+    assert repr(mt) == (f"MTQueryRewriter(Seq2SeqTranslator.from_pretrained({str(nllb)!r}, num_beams=2, "
+                        f"max_new_tokens=8))")
     assert pt.inspect.transformer_inputs(mt) == [["qid", "query"]]
     for wrong in ({"qid": ["1"]}, {"qid": ["1"], "query": ["x"], "docno": ["d1"]}):
         with pytest.raises(pt.validate.InputValidationError):
