@@ -20,7 +20,11 @@ import transformers
 from safetensors.torch import load_file
 
 from .config import ColBERTConfig
-from .model import BERT_MARKERS, XLMR_MARKERS, _quiet_transformers, load_tokenizer
+from .model import BERT_MARKERS, _quiet_transformers, load_tokenizer
+
+# PrimeQA's XLM-R ColBERT inserts token ids 9748 / 9749 as query / passage markers (the code points of its intended
+# symbols, used as ids); its checkpoints were trained with those pieces, so imports keep them.
+PRIMEQA_XLMR_MARKER_IDS = (9748, 9749)
 
 
 def from_stanford_folder(cls, path: Path, **config_overrides):
@@ -65,7 +69,7 @@ def _assemble(cls, encoder_config, tokenizer, state: dict, settings: dict, overr
     if missing:
         raise ValueError(f"{source}: encoder weights missing from the checkpoint: {missing[:5]}")
     if encoder_config.model_type == "xlm-roberta":
-        markers, augmentation = XLMR_MARKERS, "pad"  # PrimeQA's XLM-R ColBERT
+        markers, augmentation = tuple(tokenizer.convert_ids_to_tokens(list(PRIMEQA_XLMR_MARKER_IDS))), "pad"
     else:
         markers = (settings.get("query_token_id", BERT_MARKERS[0]), settings.get("doc_token_id", BERT_MARKERS[1]))
         augmentation = "mask"

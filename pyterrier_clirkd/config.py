@@ -28,6 +28,9 @@ class ColBERTConfig:
     mask_punctuation: bool = True
     query_marker: str = "[Q]"
     doc_marker: str = "[D]"
+    #: pad queries to ``query_maxlen`` with an augmentation token that is encoded and scored (ColBERT's query
+    #: augmentation); off, padding positions score nothing (for encoders never trained with it, e.g. the offline one)
+    query_augmentation: bool = True
     #: token that pads queries to ``query_maxlen`` (query augmentation): "pad" (XLM-R, as PrimeQA) or "mask" (BERT)
     augmentation_token: str = "pad"
     #: fingerprint of the model whose passage vectors this model's queries are trained to search (None: its own)

@@ -21,10 +21,11 @@ from .config import CONFIG_NAME, ColBERTConfig
 
 HEAD_NAME = "colbert_linear.safetensors"
 
-# Marker tokens already in the vocabulary: BERT's unused slots (Stanford ColBERT), or the two symbols that
-# PrimeQA's XLM-R ColBERT (DR.DECR) uses, ids 9748 and 9749 in the XLM-R vocabulary.
+# Marker tokens already in the vocabulary: BERT's unused slots (Stanford ColBERT), or for the XLM-R vocabulary the two
+# rare symbols that PrimeQA's XLM-R ColBERT (DR.DECR) meant to use. PrimeQA's code feeds their code points (9748,
+# 9749) as token ids, which are other pieces; imported PrimeQA checkpoints keep those ids (checkpoint_import.py).
 BERT_MARKERS = ("[unused0]", "[unused1]")
-XLMR_MARKERS = ("\u2614", "\u2615")  # umbrella with rain drops, hot beverage
+XLMR_MARKERS = ("\u2614", "\u2615")  # umbrella with rain drops, hot beverage: ids 246260, 245281 in XLM-R
 
 
 def maxsim(Q: torch.Tensor, D: torch.Tensor, D_mask: Optional[torch.Tensor] = None,
@@ -80,6 +81,8 @@ class ColBERT(torch.nn.Module):
     def __init__(self, encoder: transformers.PreTrainedModel, tokenizer, config: ColBERTConfig,
                  linear: Optional[torch.nn.Linear] = None, name_or_path: Optional[str] = None):
         super().__init__()
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # unused by ColBERT; dropped so it neither trains, saves, nor enters the fingerprint
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.config = config
@@ -282,6 +285,13 @@ class ColBERT(torch.nn.Module):
             mask[row, :len(seq)] = 1
         return {"input_ids": ids, "attention_mask": mask}
 
+    def query_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """True for query positions that take part in scoring: all of them with query augmentation, else the real
+        tokens only."""
+        if self.config.query_augmentation:
+            return torch.ones_like(attention_mask, dtype=torch.bool)
+        return attention_mask.bool()
+
     def doc_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """True for passage tokens that take part in scoring: not padding, not punctuation."""
         keep = attention_mask.bool()
@@ -296,9 +306,10 @@ class ColBERT(torch.nn.Module):
         return torch.nn.functional.normalize(self.linear(hidden), p=2, dim=-1)
 
     def encode_query_batch(self, texts: Sequence[str]) -> torch.Tensor:
-        """Query vectors ``[batch, query_maxlen, dim]`` with gradients (training)."""
+        """Query vectors ``[batch, query_maxlen, dim]`` with gradients (training); positions that do not score
+        (padding without query augmentation) are zero vectors."""
         batch = {k: v.to(self.device) for k, v in self.tokenize_queries(texts).items()}
-        return self(**batch)
+        return self(**batch) * self.query_mask(batch["attention_mask"]).unsqueeze(-1)
 
     def encode_doc_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Passage vectors ``[batch, length, dim]`` and their scoring mask ``[batch, length]``, with gradients."""
@@ -318,7 +329,7 @@ class ColBERT(torch.nn.Module):
         ids = np.zeros((len(texts), self.config.query_maxlen), dtype=np.int64)
         for order, batch in self._batches(texts, batch_size, verbose, "queries"):
             tok = self.tokenize_queries(batch)
-            vecs[order] = self._infer(tok)
+            vecs[order] = self._infer(tok) * self.query_mask(tok["attention_mask"]).unsqueeze(-1).numpy()
             ids[order] = tok["input_ids"].numpy()
         return (vecs, ids) if return_ids else vecs
 
