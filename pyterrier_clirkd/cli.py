@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .commands import add_evaluate_parser, add_index_parser, add_retrieve_parser
+from .demo import add_demo_parser
 from .train.cli import add_distill_parser, add_train_parser
 
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_parser(subparsers)
     add_retrieve_parser(subparsers)
     add_evaluate_parser(subparsers)
+    add_demo_parser(subparsers)
     add_train_parser(subparsers)
     add_distill_parser(subparsers)
     return parser
