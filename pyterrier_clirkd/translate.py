@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import re
@@ -34,6 +33,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
+from .datasets.common import open_text, read_line_pairs
 from .model import default_device
 
 ENGLISH = "en"
@@ -412,20 +412,14 @@ def read_table(translations: Mapping[str, str] | str | os.PathLike | pd.DataFram
 def read_parallel_files(src_path: str | os.PathLike, en_path: str | os.PathLike) -> dict[str, str]:
     """``{source line: English line}`` from two line-aligned files (plain or ``.gz``); blank lines are skipped,
     a source line given twice keeps its first translation."""
-    source, english = _read_lines(Path(src_path)), _read_lines(Path(en_path))
-    if len(source) != len(english):
-        raise ValueError(f"{src_path} has {len(source)} lines but {en_path} has {len(english)}: "
-                         f"parallel files must be line-aligned")
     table: dict[str, str] = {}
-    for text, text_en in zip(source, english):
-        if text.strip() and text_en.strip():
-            table.setdefault(text.strip(), text_en.strip())
+    for text, text_en in read_line_pairs(src_path, en_path):
+        table.setdefault(text, text_en)
     return table
 
 
 def _read_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    with open_text(path) as f:
         return f.read().rstrip("\n").split("\n")
 
 

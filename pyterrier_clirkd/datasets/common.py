@@ -61,6 +61,28 @@ def open_text(path: str | os.PathLike) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
+def read_line_pairs(source: str | os.PathLike, english: str | os.PathLike) -> list[tuple[str, str]]:
+    """(non-English, English) pairs from two line-aligned text files (plain or ``.gz``), stripped; pairs with a
+    blank side are dropped. Files of different lengths are an error.
+
+    Example::
+
+        pairs = read_line_pairs("translations/ja-en/ja.txt", "translations/ja-en/en.txt")
+    """
+    sides = []
+    for path in (source, english):
+        with open_text(path) as f:
+            text = f.read()
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        sides.append([line.strip() for line in lines])
+    if len(sides[0]) != len(sides[1]):
+        raise ValueError(f"{source} has {len(sides[0])} lines but {english} has {len(sides[1])}: parallel files "
+                         f"must be line-aligned")
+    return [(s, e) for s, e in zip(*sides) if s and e]
+
+
 class DataFile:
     """One data file, found in this order: a local folder named by an environment variable (``env_dir``, the
     official file name ``name`` inside it) or a file named by one (``env_file``); the copy shipped in the

@@ -57,13 +57,7 @@ def xor_file(relpath: str, url: Optional[str] = None) -> DataFile:
 
 @functools.lru_cache(maxsize=None)
 def _read_pairs(source: Path, english: Path) -> tuple:
-    with common.open_text(source) as f:
-        source_lines = f.read().split("\n")
-    with common.open_text(english) as f:
-        english_lines = f.read().split("\n")
-    if len(source_lines) != len(english_lines):
-        raise ValueError(f"{source} has {len(source_lines)} lines but {english} has {len(english_lines)}")
-    return tuple((s, e) for s, e in zip(source_lines, english_lines) if s.strip() and e.strip())
+    return tuple(common.read_line_pairs(source, english))
 
 
 def _pairs(lang: str) -> tuple:

@@ -13,21 +13,20 @@ Example::
 """
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import pandas as pd
 
+from ..datasets.common import open_text, read_line_pairs
+
 
 def _lines(path: str | os.PathLike) -> Iterator[str]:
     """Lines of a UTF-8 text file (gzipped when the name ends in .gz), without their line ends."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
+    with open_text(path) as f:
         for line in f:
             yield line.rstrip("\r\n")
 
@@ -89,12 +88,7 @@ def read_parallel_files(source: str | os.PathLike, english: str | os.PathLike, l
 
         pairs = read_parallel_files("CCMatrix.en-ja.ja", "CCMatrix.en-ja.en", lang="ja")
     """
-    texts = list(_lines(source))
-    englishes = list(_lines(english))
-    if len(texts) != len(englishes):
-        raise ValueError(f"{source} has {len(texts)} lines but {english} has {len(englishes)}: parallel files must be "
-                         f"line-aligned")
-    pairs = [(lang, t.strip(), e.strip()) for t, e in zip(texts, englishes) if t.strip() and e.strip()]
+    pairs = [(lang, text, english_text) for text, english_text in read_line_pairs(source, english)]
     if not pairs:
         raise ValueError(f"{source} and {english}: no sentence pairs")
     return pd.DataFrame(pairs, columns=["lang", "text", "english"])
