@@ -16,6 +16,7 @@ from pyterrier_clirkd import ColBERT, ColBERTIndex
 from pyterrier_clirkd.index import IndexInputError, ResidualCodec
 from pyterrier_clirkd.index.build import partial_folder
 from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
+from pyterrier_clirkd.index.search import _group_tokens
 from tiny_models import tiny_xlmr_folder
 
 SETTINGS = dict(dim=8, query_maxlen=12, doc_maxlen=16)
@@ -64,7 +65,7 @@ def clustered_vectors(n: int, dim: int, rng, n_topics: int = 40, noise: float = 
 def read_index(path: Path) -> dict:
     """Every stored array of an index folder, and its docnos."""
     out = {name.split(".")[0]: np.load(path / name) for name in ("codes.npy", "residuals.npy", "doclens.npy",
-                                                                 "centroids.npy", "ivf_pids.npy", "ivf_offsets.npy")}
+                                                                 "centroids.npy", "ivf_tokens.npy", "ivf_offsets.npy")}
     out["docnos"] = (path / "docnos.txt").read_text().split("\n")[:-1]
     return out
 
@@ -129,12 +130,12 @@ def test_index_layout_and_metadata(built, docs, model_folder, model):
     assert stored["docnos"] == [d["docno"] for d in docs]
     expected_lengths = [len(v) for v in model.encode_docs([d["text"] for d in docs])]
     assert stored["doclens"].tolist() == expected_lengths and meta["n_tokens"] == sum(expected_lengths)
-    # every token is listed under its centroid exactly as its passage: lists hold each passage once, sorted
-    pids = np.repeat(np.arange(240), stored["doclens"])
+    # every token vector is listed under its centroid, once, in ascending order
     offsets = stored["ivf_offsets"]
     for c in range(meta["n_centroids"]):
-        listed = stored["ivf_pids"][offsets[c]:offsets[c + 1]]
-        np.testing.assert_array_equal(listed, np.unique(pids[stored["codes"] == c]))
+        listed = stored["ivf_tokens"][offsets[c]:offsets[c + 1]]
+        np.testing.assert_array_equal(listed, np.flatnonzero(stored["codes"] == c))
+    assert offsets[-1] == meta["n_tokens"]
     assert not partial_folder(Path(built.path)).exists()
 
 
@@ -331,3 +332,23 @@ def test_ann_recall_against_exhaustive_on_random_vectors(tmp_path):
     assert recall >= 0.95
     with pytest.raises(ValueError, match="query_embs"):
         index.retriever()(pt.new.queries(["text needs a model"]))
+
+
+def test_repeated_query_directions_are_grouped_and_probed_deeper(built):
+    rng = np.random.default_rng(0)
+    distinct = clustered_vectors(3, 8, rng, n_topics=3, noise=0.5)
+    Q = np.concatenate([np.repeat(distinct[:1], 5, axis=0), distinct[1:]])
+    leaders, sizes = _group_tokens(Q)
+    np.testing.assert_array_equal(leaders, Q[[0, 5, 6]])
+    assert sizes.tolist() == [5, 1, 1]
+    reader = built.payload()
+    starts, _ = reader._probe_lists(Q, nprobe=1)
+    cells = np.searchsorted(reader.ivf_offsets, starts, side="right") - 1
+    _, nearest = reader._probe.search(Q[[0, 5, 6]], 5)
+    assert set(cells) == set(nearest[0, :5]) | {nearest[1, 0], nearest[2, 0]}
+
+
+def test_in_memory_reader_gives_the_same_results(built):
+    topics = pt.new.queries(QUERIES)
+    in_memory = ColBERTIndex(built.path, built.model, in_memory=True)
+    pd.testing.assert_frame_equal(in_memory.retriever(num_results=10)(topics), built.retriever(num_results=10)(topics))

@@ -7,7 +7,8 @@ The build happens in a work folder beside the target, ``.{name}.partial/``:
    complete), so memory holds one block at a time. With ``torchrun``, process ``r`` of ``w`` encodes the blocks
    ``b`` with ``b % w == r`` (every process reads the whole stream, cheaply, and checks docnos).
 2. Merge (one process). k-means centroids are trained (faiss) on a random sample of the stored vectors, every chunk
-   is compressed into the final files, the inverted lists (centroid -> passage ids) are built chunk by chunk, and
+   is compressed into the final files, the inverted lists (centroid -> token vector ids) are built chunk by chunk,
+   and
    ``pt_meta.json`` is written last. The finished folder is then renamed onto the target in one step.
 
 A build that is killed keeps its completed chunks; running the same build again (same documents in the same order,
@@ -36,7 +37,7 @@ DOCNOS = "docnos.txt"
 DOCLENS = "doclens.npy"
 CODES = "codes.npy"
 PAYLOAD = {True: "vectors.npy", False: "residuals.npy"}  # keyed by "stored uncompressed (nbits=16)"
-IVF_PIDS = "ivf_pids.npy"
+IVF_TOKENS = "ivf_tokens.npy"
 IVF_OFFSETS = "ivf_offsets.npy"
 MODEL_COPY = "model"
 SETTINGS = "build.json"
@@ -56,7 +57,7 @@ class BuildSettings:
     n_centroids: Optional[int] = None  # None: auto_n_centroids(number of stored token vectors)
     chunk_size: int = 2048
     kmeans_iters: int = 4
-    kmeans_points_per_centroid: int = 64
+    kmeans_points_per_centroid: int = 32
     seed: int = 0
     dim: Optional[int] = None
     similarity: str = "cosine"
@@ -249,16 +250,12 @@ def _merge(work: Path, n_blocks: int, settings: BuildSettings, meta: dict, model
     payload = np.lib.format.open_memmap(out / PAYLOAD[uncompressed], mode="w+",
                                         dtype=np.float16 if uncompressed else np.uint8,
                                         shape=(n_tokens, settings.dim if uncompressed else codec.bytes_per_vector))
-    ivf = _InvertedLists(work / "chunks", k, n_docs)
-    first_pid = 0
+    ivf = _InvertedLists(work / "chunks", k, n_tokens)
     for b in tqdm(range(n_blocks), desc="compressing", unit="chunk", disable=not verbose or n_blocks < 2):
         vectors = np.load(chunks / f"{b:08d}.npy")
         lo, hi = token_starts[b], token_starts[b + 1]
         codes[lo:hi], payload[lo:hi] = codec.encode(vectors.astype(np.float32))
-        pids = np.repeat(np.arange(first_pid, first_pid + len(records[b]["doclens"]), dtype=np.int64),
-                         records[b]["doclens"])
-        ivf.add(np.asarray(codes[lo:hi]), pids)
-        first_pid += len(records[b]["doclens"])
+        ivf.add(np.asarray(codes[lo:hi]), first_token=lo)
     codes.flush(), payload.flush()
     del codes, payload
     ivf.write(out)
@@ -292,31 +289,33 @@ def _sample(chunks: Path, token_starts: np.ndarray, size: int, seed: int) -> np.
 
 
 class _InvertedLists:
-    """Centroid -> sorted unique passage ids, collected chunk by chunk into part files, then laid out in one array."""
+    """Centroid -> ids of the token vectors assigned to it (ascending, so grouped by passage), collected chunk by
+    chunk into part files, then laid out in one array."""
 
-    def __init__(self, folder: Path, n_centroids: int, n_docs: int):
-        self.folder, self.n_centroids, self.n_docs = folder, n_centroids, n_docs
+    def __init__(self, folder: Path, n_centroids: int, n_tokens: int):
+        self.folder, self.n_centroids = folder, n_centroids
+        self.dtype = np.int32 if n_tokens < 2 ** 31 else np.int64
         self.counts = np.zeros(n_centroids, dtype=np.int64)
         self.n_parts = 0
 
-    def add(self, codes: np.ndarray, pids: np.ndarray) -> None:
-        part_codes, part_pids = np.divmod(np.unique(codes.astype(np.int64) * self.n_docs + pids), self.n_docs)
-        self.counts += np.bincount(part_codes, minlength=self.n_centroids)
-        np.savez(self.folder / f"{self.n_parts:08d}.ivf.npz", codes=part_codes.astype(np.int32),
-                 pids=part_pids.astype(np.int32))
+    def add(self, codes: np.ndarray, first_token: int) -> None:
+        order = np.argsort(codes, kind="stable")
+        self.counts += np.bincount(codes, minlength=self.n_centroids)
+        np.savez(self.folder / f"{self.n_parts:08d}.ivf.npz", codes=codes[order],
+                 tokens=(order + first_token).astype(self.dtype))
         self.n_parts += 1
 
     def write(self, out: Path) -> None:
         offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
-        lists = np.lib.format.open_memmap(out / IVF_PIDS, mode="w+", dtype=np.int32, shape=(int(offsets[-1]),))
+        lists = np.lib.format.open_memmap(out / IVF_TOKENS, mode="w+", dtype=self.dtype, shape=(int(offsets[-1]),))
         cursor = offsets[:-1].copy()
-        for part in range(self.n_parts):  # parts come in passage order, so every list stays sorted
+        for part in range(self.n_parts):  # parts come in token order, so every list stays sorted
             with np.load(self.folder / f"{part:08d}.ivf.npz") as data:
-                part_codes, part_pids = data["codes"], data["pids"]
+                part_codes, part_tokens = data["codes"].astype(np.int64), data["tokens"]
             counts = np.bincount(part_codes, minlength=self.n_centroids)
             group_start = np.cumsum(counts) - counts
             within = np.arange(len(part_codes)) - group_start[part_codes]
-            lists[cursor[part_codes] + within] = part_pids
+            lists[cursor[part_codes] + within] = part_tokens
             cursor += counts
         lists.flush()
         np.save(out / IVF_OFFSETS, offsets)

@@ -25,12 +25,14 @@ NBITS = (1, 2, 4, 16)
 CENTROIDS = "centroids.npy"
 BUCKETS = "buckets.npz"
 CODEC = "codec.json"
+BUCKET_SAMPLE = 1 << 16
 
 
 def auto_n_centroids(n_tokens: int) -> int:
-    """The default number of centroids: a power of two near ``8 * sqrt(n_tokens)``, at most ``n_tokens / 8``
-    (so every centroid has some training points), between 1 and 65,536 (so ids fit in 16 bits)."""
-    target = 8 * np.sqrt(max(n_tokens, 1))
+    """The default number of centroids: a power of two near ``4 * sqrt(n_tokens)`` (2,048 for 200,000 token
+    vectors, 4,096 for 2 million), at most ``n_tokens / 8`` (so every centroid has some training points), between 1
+    and 65,536 (so ids fit in 16 bits)."""
+    target = 4 * np.sqrt(max(n_tokens, 1))
     k = 2 ** int(np.round(np.log2(target)))
     while k > 1 and k > n_tokens / 8:
         k //= 2
@@ -92,6 +94,8 @@ class ResidualCodec:
         kmeans.train(sample)
         if nbits == 16:
             return cls(kmeans.centroids, nbits, similarity)
+        if len(sample) > BUCKET_SAMPLE:  # quantiles need far fewer points than k-means
+            sample = sample[np.random.default_rng(seed).choice(len(sample), BUCKET_SAMPLE, replace=False)]
         residuals = sample - kmeans.centroids[cls(kmeans.centroids, 16, similarity).assign(sample)]
         cutoffs, weights = residual_buckets(residuals, nbits)
         return cls(kmeans.centroids, nbits, similarity, cutoffs, weights)
@@ -115,15 +119,21 @@ class ResidualCodec:
             buckets += residuals >= self.cutoffs[:, level]
         return codes, pack_bits(buckets, self.nbits)
 
-    def decode(self, codes: np.ndarray, payload: np.ndarray) -> np.ndarray:
-        """float32 vectors ``[n, dim]`` from centroid ids and payload (one table lookup per payload byte)."""
+    @property
+    def renormalises(self) -> bool:
+        """Whether decoded vectors are re-normalised (residual codes under cosine similarity)."""
+        return self.nbits != 16 and self.similarity == "cosine"
+
+    def decode(self, codes: np.ndarray, payload: np.ndarray, normalize: bool = True) -> np.ndarray:
+        """float32 vectors ``[n, dim]`` from centroid ids and payload (one table lookup per payload byte).
+        ``normalize=False`` skips the re-normalisation (for callers that divide scores by the norms instead)."""
         if self.nbits == 16:
             return np.asarray(payload, dtype=np.float32)
         payload = np.asarray(payload)
         rows = (payload.astype(np.int32) + self._table_offsets).reshape(-1)
         vectors = self._table.take(rows, axis=0).reshape(len(payload), self.dim)
         vectors += self.centroids.take(np.asarray(codes, dtype=np.int64), axis=0)
-        if self.similarity == "cosine":
+        if normalize and self.renormalises:
             vectors /= np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)[:, None]
         return vectors
 

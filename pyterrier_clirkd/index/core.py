@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
-from .build import META, MODEL_COPY, BuildSettings, build
+from .build import META, MODEL_COPY, BuildSettings, build, check_target
 from .search import ColBERTRetriever, ColBERTScorer, IndexReader
 
 
@@ -25,8 +25,9 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
     ``mode='overwrite'``, and writes the index atomically (``pt_meta.json`` last, then one rename). Under ``torchrun``
     the processes share the encoding and the first one merges the chunks into one index.
 
-    The index remembers its model: ``name_or_path`` when the model has one (a folder is stored as an absolute path),
-    otherwise (or with ``save_model=True``) a copy of the model saved inside the index. Searching with a model whose
+    The index remembers its model: its ``name_or_path`` when reloading that gives the same model (``"offline:..."``,
+    or a checkpoint folder, stored as an absolute path), otherwise (no name, a bare encoder with a new random head,
+    a model trained since it was loaded, or ``save_model=True``) a copy of the model saved inside the index. Searching with a model whose
     ``passage_fingerprint()`` differs from the fingerprint of the model that built the index is an error.
 
     Example::
@@ -45,7 +46,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
 
     def __init__(self, path: str | Path, model=None, *, nbits: int = 2, n_centroids: Optional[int] = None,
                  mode: str = "create", resume: bool = True, chunk_size: int = 2048, batch_size: int = 64,
-                 save_model: bool = False, seed: int = 0, verbose: bool = True):
+                 save_model: bool = False, seed: int = 0, in_memory: bool = False, verbose: bool = True):
         super().__init__(path)
         self.model = model
         self.nbits = nbits
@@ -56,6 +57,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
         self.batch_size = batch_size
         self.save_model = save_model
         self.seed = seed
+        self.in_memory = in_memory
         self.verbose = verbose
         self._reader: Optional[IndexReader] = None
         self._loaded_model = None
@@ -71,10 +73,11 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
         return json.loads((Path(self.path) / META).read_text())
 
     def payload(self) -> IndexReader:
-        """The index files, opened (memory-mapped) once."""
+        """The index files, opened once: memory-mapped, or read into RAM with ``in_memory=True`` (about 3x faster
+        random access to the vectors that end-to-end search gathers)."""
         if self._reader is None:
             self._require_built()
-            self._reader = IndexReader(self.path)
+            self._reader = IndexReader(self.path, in_memory=self.in_memory)
         return self._reader
 
     def __len__(self) -> int:
@@ -95,6 +98,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
         """Build the index from ``docs`` (dicts with ``docno`` and ``text`` or ``doc_embs``); returns ``self``."""
         if isinstance(docs, pd.DataFrame):
             docs = docs.to_dict("records")
+        check_target(Path(self.path), self.mode)  # before any work
         model = self.model
         if model is not None:
             dim, similarity, fingerprint = model.config.dim, model.config.similarity, model.fingerprint()
@@ -107,7 +111,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
             docs = itertools.chain([first], iterator)
         settings = BuildSettings(nbits=self.nbits, n_centroids=self.n_centroids, chunk_size=self.chunk_size,
                                  seed=self.seed, dim=int(dim), similarity=similarity, fingerprint=fingerprint)
-        copy = model is not None and (self.save_model or not model.name_or_path)
+        copy = model is not None and (self.save_model or not _reloads_as(model, fingerprint))
         meta = {"model": None if model is None or copy else _model_reference(model.name_or_path),
                 "model_copy": MODEL_COPY if copy else None,
                 "colbert_config": model.config.to_dict() if model is not None else None}
@@ -129,7 +133,9 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
             source = Path(self.path) / meta["model_copy"] if meta.get("model_copy") else meta.get("model")
             if source is None:
                 return None
-            model = ColBERT.from_pretrained(source)
+            config = meta["colbert_config"]  # lengths may have been overridden at load time; they are not weights
+            model = ColBERT.from_pretrained(source, query_maxlen=config["query_maxlen"],
+                                            doc_maxlen=config["doc_maxlen"])
             if meta["fingerprint"] is not None and model.fingerprint() != meta["fingerprint"]:
                 raise ValueError(f"the model at {str(source)!r} has changed since {self.path} was built (fingerprint "
                                  f"{model.fingerprint()} now, {meta['fingerprint']} then); pass the model that built "
@@ -157,9 +163,11 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
     # ------------------------------------------------------------------ search
     def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = 8,
                   ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False) -> ColBERTRetriever:
-        """Q -> R end to end: candidates from the query tokens' ``nprobe`` nearest centroids, the best
-        ``ncandidates`` (default ``max(4 * num_results, 1024)``) by centroid scores, then exact MaxSim on their
-        decompressed vectors. ``exhaustive=True`` scores every passage instead.
+        """Q -> R end to end: the token vectors under each query token's ``nprobe`` nearest centroids are scored
+        exactly, the ``ncandidates`` passages (default ``max(4 * num_results, 4096)``) with the best partial MaxSim
+        are scored by exact MaxSim over all their vectors. ``exhaustive=True`` scores every passage instead. Larger
+        ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take longer (see
+        ``benchmarks/index_search.py``).
 
         Example::
 
@@ -176,6 +184,29 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
             (bm25 >> index.scorer())(topics)
         """
         return ColBERTScorer(self, query_model=query_model, batch_size=batch_size, verbose=verbose)
+
+
+def _reloads_as(model, fingerprint: str) -> bool:
+    """Whether ``ColBERT.from_pretrained(model.name_or_path)`` gives back this very model: the bundled backbone or a
+    checkpoint folder with a trained head, not changed in memory since (checked by reloading it once)."""
+    from ..config import CONFIG_NAME
+    from ..offline import OFFLINE_PREFIX
+
+    source = str(model.name_or_path or "")
+    path = Path(source)
+    if not (source.startswith(OFFLINE_PREFIX) or (path / CONFIG_NAME).exists() or (path / "artifact.metadata").exists()):
+        return False  # no name, or a bare encoder that would get a new random head
+    key = (_model_reference(source), fingerprint)
+    if key not in _RELOAD_CHECKED:
+        from ..model import ColBERT
+
+        again = ColBERT.from_pretrained(source, device="cpu", query_maxlen=model.config.query_maxlen,
+                                        doc_maxlen=model.config.doc_maxlen)
+        _RELOAD_CHECKED[key] = again.fingerprint() == fingerprint
+    return _RELOAD_CHECKED[key]
+
+
+_RELOAD_CHECKED: dict[tuple[str, str], bool] = {}
 
 
 def _model_reference(name_or_path) -> str:

@@ -1,12 +1,16 @@
 """Searching a ColBERT index: candidate generation, decompression and exact MaxSim, as PyTerrier transformers.
 
-End-to-end search of one query (``Lq`` token vectors), as PLAID does:
+End-to-end search of one query (``Lq`` token vectors):
 
-1. probe: faiss finds each query token's ``nprobe`` nearest centroids; the candidates are the passages in those
-   centroids' inverted lists;
-2. prune: each candidate gets an approximate score, MaxSim with every passage token replaced by its centroid (a
-   table lookup in the query-centroid scores), and the best ``ncandidates`` are kept;
-3. score: their vectors are decompressed and scored by exact MaxSim; the top ``num_results`` are returned.
+1. probe: query positions that score nothing (zero vectors) are dropped, and near-identical query tokens (cosine
+   >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped; faiss finds the nearest centroids of
+   each group, ``nprobe`` for each token in it (a direction that counts ``w`` times in the score is searched ``w``
+   times deeper, at most ``8 * nprobe`` centroids);
+2. gather: the token vectors listed under those centroids are decompressed and scored exactly against every query
+   token; MaxSim over a passage's gathered tokens is a lower bound of its score, and the ``ncandidates`` passages with
+   the best bounds are kept;
+3. score: all token vectors of those passages are decompressed and scored by exact MaxSim; the top ``num_results``
+   are returned.
 
 Exhaustive search decompresses every passage and scores it by exact MaxSim (for small indexes and for measuring what
 candidate generation loses).
@@ -24,7 +28,7 @@ import pyterrier as pt
 import torch
 from tqdm.auto import tqdm
 
-from .build import CODES, DOCLENS, DOCNOS, IVF_OFFSETS, IVF_PIDS, META, PAYLOAD
+from .build import CODES, DOCLENS, DOCNOS, IVF_OFFSETS, IVF_TOKENS, META, PAYLOAD
 from .codec import ResidualCodec
 
 
@@ -33,26 +37,26 @@ class IndexReader:
 
     Example::
 
-        reader = IndexReader("wiki.colbert")
+        reader = IndexReader("wiki.colbert")                 # in_memory=True: read the vectors into RAM
         vectors, lengths = reader.decode([0, 5])            # token vectors of passages 0 and 5
         pids, scores = reader.search(Q, num_results=10)    # Q: [Lq, dim] query token vectors
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, in_memory: bool = False):
         self.path = Path(path)
+        mmap_mode = None if in_memory else "r"
         self.meta = json.loads((self.path / META).read_text())
         self.codec = ResidualCodec.load(self.path)
         self.similarity = self.meta["similarity"]
         self.doclens = np.load(self.path / DOCLENS)
         self.offsets = np.concatenate([[0], np.cumsum(self.doclens, dtype=np.int64)])
-        self.codes = np.load(self.path / CODES, mmap_mode="r")
-        self.payload = np.load(self.path / PAYLOAD[self.codec.nbits == 16], mmap_mode="r")
-        self.ivf_pids = np.load(self.path / IVF_PIDS, mmap_mode="r")
+        self.codes = np.load(self.path / CODES, mmap_mode=mmap_mode)
+        self.payload = np.load(self.path / PAYLOAD[self.codec.nbits == 16], mmap_mode=mmap_mode)
+        self.ivf_tokens = np.load(self.path / IVF_TOKENS, mmap_mode=mmap_mode)
         self.ivf_offsets = np.load(self.path / IVF_OFFSETS)
         self.docnos = np.array((self.path / DOCNOS).read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
         self._probe = faiss.IndexFlatIP(self.codec.dim) if self.similarity == "cosine" else faiss.IndexFlatL2(self.codec.dim)
         self._probe.add(self.codec.centroids)
-        self._centroids_t = torch.from_numpy(self.codec.centroids)
         self._pid_of: Optional[dict[str, int]] = None
 
     def __len__(self) -> int:
@@ -81,28 +85,50 @@ class IndexReader:
         tokens = self.token_ids(pids)
         return self.codec.decode(self.codes[tokens], self.payload[tokens]), self.doclens[pids]
 
-    def maxsim(self, Q: torch.Tensor, vectors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """MaxSim of queries ``Q [nq, Lq, dim]`` against consecutive passages -> ``[nq, n_passages]``."""
-        sim = _token_sim(Q.reshape(-1, Q.shape[-1]), torch.from_numpy(vectors), self.similarity)
-        best = _segment_max(sim.numpy(), lengths)
-        return best.reshape(Q.shape[0], Q.shape[1], -1).sum(1)
+    def token_scores(self, Q: torch.Tensor, tokens: np.ndarray) -> torch.Tensor:
+        """Similarity ``[len(tokens), len(Q)]`` of the stored token vectors ``tokens`` with query vectors ``Q``."""
+        vectors = torch.from_numpy(self.codec.decode(self.codes[tokens], self.payload[tokens], normalize=False))
+        sim = vectors @ Q.T
+        if self.codec.renormalises:  # cheaper than normalising the vectors: Lq columns instead of dim
+            sim /= vectors.norm(dim=1, keepdim=True).clamp_min_(1e-12)
+        if self.similarity == "l2":
+            sim = 2 * sim - vectors.pow(2).sum(1, keepdim=True) - Q.pow(2).sum(1)[None]
+        return sim
+
+    def maxsim(self, Q: torch.Tensor, pids: np.ndarray) -> np.ndarray:
+        """Exact MaxSim of queries ``Q [nq, Lq, dim]`` with the passages ``pids`` -> ``[nq, len(pids)]``."""
+        pids = np.asarray(pids, dtype=np.int64)
+        sim = self.token_scores(Q.reshape(-1, Q.shape[-1]), self.token_ids(pids))
+        best = _segment_max(sim, self.doclens[pids])  # [n, nq * Lq]
+        return best.reshape(len(pids), Q.shape[0], Q.shape[1]).sum(-1).T.numpy()
 
     # ------------------------------------------------------------------ end-to-end and exhaustive search
     def search(self, Q: np.ndarray, num_results: int, nprobe: int = 8, ncandidates: int = 4096
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``num_results`` (passage ids, scores) for one query's token vectors ``Q [Lq, dim]``."""
         Q = np.ascontiguousarray(Q, dtype=np.float32)
-        _, probed = self._probe.search(Q, min(nprobe, self.codec.n_centroids))
-        cells = np.unique(probed)
-        pids = np.unique(self.ivf_pids[_ranges(self.ivf_offsets[cells], self.ivf_offsets[cells + 1])])
+        Q = Q[np.any(Q != 0, axis=1)]  # positions that score nothing (padding without query augmentation)
+        tokens = np.sort(self.ivf_tokens[_ranges(*self._probe_lists(Q, nprobe))]) if len(Q) else np.zeros(0, int)
+        if not len(tokens):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         Qt = torch.from_numpy(Q)
+        owner = np.searchsorted(self.offsets, tokens, side="right") - 1
+        first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))
+        pids = owner[first]
         if len(pids) > ncandidates:
-            centroid_scores = _token_sim(self._centroids_t, Qt, self.similarity).numpy()  # [n_centroids, Lq]
-            approx = _segment_max(centroid_scores.take(self.codes[self.token_ids(pids)], axis=0).T,
-                                  self.doclens[pids]).sum(0)
-            pids = np.sort(pids[np.argpartition(-approx, ncandidates - 1)[:ncandidates]])
-        vectors, lengths = self.decode(pids)
-        return _top(pids, self.maxsim(Qt[None], vectors, lengths)[0], num_results)
+            gathered = _segment_max(self.token_scores(Qt, tokens), np.diff(np.append(first, len(tokens))))
+            lower_bound = gathered.sum(1).numpy()
+            pids = np.sort(pids[np.argpartition(-lower_bound, ncandidates - 1)[:ncandidates]])
+        return _top(pids, self.maxsim(Qt[None], pids)[0], num_results)
+
+    def _probe_lists(self, Q: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) in ``ivf_tokens`` of the probed centroids' lists (see the module docstring)."""
+        directions, weights = _group_tokens(Q)
+        depth = np.minimum(nprobe * weights, 8 * nprobe)
+        _, nearest = self._probe.search(directions, int(min(depth.max(), self.codec.n_centroids)))
+        cells = np.unique(np.concatenate([row[:d] for row, d in zip(nearest, depth)]))
+        cells = cells[cells >= 0]
+        return self.ivf_offsets[cells], self.ivf_offsets[cells + 1]
 
     def exhaustive(self, Q: np.ndarray, num_results: int, block_tokens: int = 1 << 16, verbose: bool = False
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -115,27 +141,33 @@ class IndexReader:
         for lo, hi in tqdm(list(zip(bounds[:-1], bounds[1:])), desc="exhaustive search", unit="block",
                            disable=not verbose):
             pids = np.arange(lo, hi)
-            scores = self.maxsim(Qt, *self.decode(pids))
+            scores = self.maxsim(Qt, pids)
             best = [_top(np.concatenate([b_pids, pids]), np.concatenate([b_scores, s]), num_results)
                     for (b_pids, b_scores), s in zip(best, scores)]
         return best
 
 
-def _token_sim(Q: torch.Tensor, D: torch.Tensor, similarity: str) -> torch.Tensor:
-    """Similarity of every row of ``Q`` with every row of ``D`` (``[len(Q), len(D)]``)."""
-    if similarity == "cosine":
-        return Q @ D.T
-    return -(Q.pow(2).sum(-1, keepdim=True) + D.pow(2).sum(-1)[None] - 2 * Q @ D.T)
+def _group_tokens(Q: np.ndarray, threshold: float = 0.98) -> tuple[np.ndarray, np.ndarray]:
+    """Query token vectors grouped greedily by cosine >= ``threshold``: (first vector of each group, group sizes)."""
+    unit = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
+    close = unit @ unit.T >= threshold
+    group = np.full(len(Q), -1)
+    leaders = []
+    for i in range(len(Q)):
+        if group[i] < 0:
+            group[(group < 0) & close[i]] = len(leaders)
+            leaders.append(i)
+    return np.ascontiguousarray(Q[leaders]), np.bincount(group)
 
 
-def _segment_max(sim: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Max over consecutive column segments of ``sim [rows, sum(lengths)]`` -> ``[rows, len(lengths)]``; a passage
-    without tokens scores 0 (it matches nothing)."""
-    out = np.zeros((sim.shape[0], len(lengths)), dtype=np.float32)
+def _segment_max(sim: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
+    """Max over consecutive row segments of ``sim [sum(lengths), m]`` -> ``[len(lengths), m]``; a passage without
+    tokens scores 0 (it matches nothing)."""
+    out = torch.zeros((len(lengths), sim.shape[1]), dtype=sim.dtype)
     filled = lengths > 0
     if filled.any():
-        starts = (np.cumsum(lengths) - lengths)[filled]
-        out[:, filled] = np.maximum.reduceat(sim, starts, axis=1)
+        out[torch.from_numpy(filled)] = torch.segment_reduce(sim, "max", lengths=torch.from_numpy(lengths[filled]),
+                                                            axis=0)
     return out
 
 
@@ -220,7 +252,7 @@ class ColBERTRetriever(_IndexTransformer):
         if self.exhaustive:
             results = reader.exhaustive(Q, self.num_results, verbose=self.verbose)
         else:
-            ncandidates = self.ncandidates or max(4 * self.num_results, 1024)
+            ncandidates = self.ncandidates or max(4 * self.num_results, 4096)
             results = [reader.search(q, self.num_results, self.nprobe, ncandidates)
                        for q in tqdm(Q, desc="searching", unit="query", disable=not self.verbose or len(Q) < 2)]
         for row, query in enumerate(row_query):
@@ -253,7 +285,7 @@ class ColBERTScorer(_IndexTransformer):
         scores = np.empty(len(inp), dtype=np.float64)
         for query in range(len(Q)):
             rows = np.flatnonzero(row_query == query)
-            scores[rows] = reader.maxsim(torch.from_numpy(Q[query:query + 1]), *reader.decode(pids[rows]))[0]
+            scores[rows] = reader.maxsim(torch.from_numpy(Q[query:query + 1]), pids[rows])[0]
         out = inp.assign(score=scores).drop(columns=["rank"], errors="ignore")
         out = out.sort_values(["qid", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
         return pt.model.add_ranks(out)

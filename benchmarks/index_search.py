@@ -1,0 +1,319 @@
+"""Benchmark ColBERTIndex on WordNet 3.0 glosses: indexing speed, size, query latency, recall and codec loss.
+
+Two corpora, both WordNet 3.0 glosses (Debian ``wordnet-base``, fetched once with ``apt-get download`` and cached):
+
+* speed: ``--speed-docs`` passages (default 100,000) encoded by a small random encoder (2 layers, hidden 128, the
+  offline backbone's tokenizer and ColBERT settings). Prints indexing throughput and its overhead over the encoder's
+  own time (the encoder calls are timed inside the build), bytes per stored token vector, end-to-end and exhaustive
+  query latency (one query per call, query encoding included) at 1 and 2 threads, and recall@100 of end-to-end search
+  against exhaustive MaxSim over the stored vectors.
+* quality: ``--quality-docs`` passages (default 10,000) encoded once by the offline backbone (``offline:me5-small``),
+  then indexed from those vectors. Known-item queries: the lemma words of a sampled synset ("dog, domestic dog,
+  Canis familiaris"), whose gloss is the one relevant passage. Prints MRR@10 of exhaustive full-precision MaxSim,
+  exhaustive MaxSim over the stored (2-bit) vectors and end-to-end search, recall@100 of end-to-end search against
+  exhaustive MaxSim over the stored vectors, and the indexing overhead over the backbone's encoding time.
+
+Usage::
+
+    python benchmarks/index_search.py                                   # about 10 minutes on 2 cores
+    python benchmarks/index_search.py --speed-docs 20000 --quality-docs 2000 --queries 200   # a quick look
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import torch
+
+from pyterrier_clirkd import ColBERT, ColBERTIndex
+
+TARGETS = {"recall": 0.99, "bytes": 40.0, "mrr_loss": 0.01, "speedup": 20.0, "overhead": 1.1}
+MARGINAL = ("codes.npy", "residuals.npy", "vectors.npy", "ivf_tokens.npy", "doclens.npy", "docnos.txt")
+POS = (("noun", "n"), ("verb", "v"), ("adj", "a"), ("adv", "r"))
+
+
+# ---------------------------------------------------------------------- data
+def wordnet_synsets(cache: Path) -> list[dict]:
+    """Every WordNet 3.0 synset: docno (pos + offset), lemma words and gloss; cached after the first download."""
+    cached = cache / "wordnet-3.0-glosses.jsonl.gz"
+    if not cached.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", "wordnet-base"], cwd=tmp, check=True, capture_output=True)
+            deb = next(Path(tmp).glob("wordnet-base_*.deb"))
+            subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp, "root"))], check=True)
+            synsets = []
+            for pos, tag in POS:
+                for line in Path(tmp, "root/usr/share/wordnet", f"data.{pos}").read_text(encoding="utf-8").splitlines():
+                    if line.startswith("  "):
+                        continue  # licence header
+                    head, _, gloss = line.partition(" | ")
+                    fields = head.split()
+                    lemmas = [fields[4 + 2 * i].replace("_", " ") for i in range(int(fields[3], 16))]
+                    synsets.append({"docno": tag + fields[0], "lemmas": lemmas, "gloss": gloss.strip()})
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp_file = cached.with_suffix(".tmp")
+        with gzip.open(tmp_file, "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps(s) + "\n" for s in synsets)
+        os.replace(tmp_file, cached)
+    with gzip.open(cached, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def random_encoder(cache: Path, backbone_config) -> ColBERT:
+    """A 2-layer, hidden-128 random XLM-R encoder with the offline backbone's tokenizer and ColBERT settings."""
+    import transformers
+
+    from pyterrier_clirkd.offline import offline_model_path
+
+    folder = cache / "random-colbert-h128"
+    if not (folder / "colbert_config.json").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(offline_model_path(verbose=False)))
+            torch.manual_seed(0)
+            config = transformers.XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=128, num_hidden_layers=2,
+                                                   num_attention_heads=2, intermediate_size=512,
+                                                   max_position_embeddings=520, pad_token_id=tokenizer.pad_token_id)
+            transformers.XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            settings = {k: v for k, v in backbone_config.to_dict().items() if k != "passage_fingerprint"}
+            ColBERT.from_encoder(tmp, **settings).save_pretrained(folder)
+    return ColBERT.from_pretrained(folder, device="cpu")
+
+
+def query_text(synset: dict) -> str:
+    return ", ".join(synset["lemmas"])
+
+
+# ---------------------------------------------------------------------- measures
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
+
+
+def marginal_bytes(path: Path) -> tuple[int, int]:
+    """(bytes of the files that grow with the collection, bytes of the fixed ones: centroids, buckets, metadata)."""
+    files = [f for f in path.iterdir() if f.is_file()]
+    marginal = sum(f.stat().st_size for f in files if f.name in MARGINAL)
+    return marginal, sum(f.stat().st_size for f in files) - marginal
+
+
+def latencies(transformer, queries: list[str]) -> list[float]:
+    """Seconds per call, one query per call."""
+    times = []
+    for i, q in enumerate(queries):
+        topic = pt.new.queries([q], qid=[str(i)])
+        start = time.perf_counter()
+        transformer(topic)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def percentile(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p))
+
+
+def recall_at(run: pd.DataFrame, reference: pd.DataFrame, k: int) -> float:
+    got = run[run["rank"] < k].groupby("qid")["docno"].apply(set)
+    want = reference[reference["rank"] < k].groupby("qid")["docno"].apply(set)
+    return float(np.mean([len(got.get(q, set()) & want[q]) / len(want[q]) for q in want.index]))
+
+
+def mrr_at(run: pd.DataFrame, target: dict[str, str], k: int = 10) -> float:
+    hits = run[(run["rank"] < k) & (run["docno"] == run["qid"].map(target))]
+    rr = dict(zip(hits["qid"], 1.0 / (hits["rank"] + 1)))
+    return float(np.mean([rr.get(q, 0.0) for q in target]))
+
+
+def full_precision_run(Q: np.ndarray, vectors: list[np.ndarray], docnos: list[str], qids: list[str], k: int = 100,
+                       block: int = 1 << 15) -> pd.DataFrame:
+    """Exhaustive MaxSim over float32 vectors, written independently of the index (numpy, block by block)."""
+    lengths = np.array([len(v) for v in vectors])
+    scores = np.zeros((len(Q), len(vectors)), dtype=np.float32)
+    flat_q = Q.reshape(-1, Q.shape[-1])
+    doc = 0
+    while doc < len(vectors):
+        end = doc + 1
+        while end < len(vectors) and lengths[doc:end + 1].sum() <= block:
+            end += 1
+        D = np.concatenate(vectors[doc:end])
+        starts = np.concatenate([[0], np.cumsum(lengths[doc:end])[:-1]])
+        best = np.maximum.reduceat(flat_q @ D.T, starts, axis=1)  # [nq * Lq, docs]
+        scores[:, doc:end] = best.reshape(len(Q), Q.shape[1], -1).sum(1)
+        doc = end
+    rows = []
+    for qid, s in zip(qids, scores):
+        top = np.argsort(-s, kind="stable")[:k]
+        rows += [(qid, docnos[j], float(s[j]), r) for r, j in enumerate(top)]
+    return pd.DataFrame(rows, columns=["qid", "docno", "score", "rank"])
+
+
+# ---------------------------------------------------------------------- the two parts
+def speed_part(args, synsets: list[dict], work: Path, backbone_config, report: dict) -> None:
+    rng = np.random.default_rng(args.seed)
+    docs = [synsets[i] for i in rng.permutation(len(synsets))[:args.speed_docs]]
+    encoder = random_encoder(args.cache, backbone_config)
+    print(f"\n== speed: {len(docs):,} WordNet glosses, random 2-layer hidden-128 encoder, dim "
+          f"{encoder.config.dim}, {args.nbits} bits ==")
+    set_threads(args.threads)
+    index = ColBERTIndex(work / "speed.colbert", encoder, nbits=args.nbits, mode="overwrite", resume=False,
+                         in_memory=True, verbose=args.verbose)
+    start = time.perf_counter()
+    index.index({"docno": d["docno"], "text": d["gloss"]} for d in docs)
+    total = time.perf_counter() - start
+    meta = index.meta()
+    encode = meta["build"]["encode_seconds"]
+    marginal, fixed = marginal_bytes(Path(index.path))
+    print(f"indexing: {total:.1f} s for {meta['n_docs']:,} passages / {meta['n_tokens']:,} token vectors "
+          f"({meta['n_docs'] / total:,.0f} passages/s, {meta['n_tokens'] / total:,.0f} vectors/s), "
+          f"{meta['n_centroids']:,} centroids")
+    print(f"  encoder's own time inside the build: {encode:.1f} s -> indexing / encoding = {total / encode:.2f}x "
+          f"(compression and merge: {meta['build']['merge_seconds']:.1f} s)")
+    print(f"size: {marginal / meta['n_tokens']:.2f} bytes per stored token vector (marginal files), "
+          f"plus {fixed / 1e6:.2f} MB fixed (centroids, buckets, metadata)")
+    report["speed_bytes"] = marginal / meta["n_tokens"]
+    report["speed_overhead"] = total / encode
+
+    queries = [query_text(docs[i]) for i in rng.choice(len(docs), args.latency_queries, replace=False)]
+    for threads in (1, 2):
+        set_threads(threads)
+        e2e = index.retriever(num_results=100)
+        latencies(e2e, queries[:3])  # warm up
+        fast = latencies(e2e, queries)
+        slow = latencies(index.retriever(num_results=100, exhaustive=True), queries[:args.exhaustive_queries])
+        speedup = statistics.median(slow) / statistics.median(fast)
+        print(f"latency, {threads} thread{'s' * (threads > 1)}: end-to-end p50 {1e3 * percentile(fast, 50):.1f} ms, "
+              f"p95 {1e3 * percentile(fast, 95):.1f} ms; exhaustive p50 {1e3 * percentile(slow, 50):.0f} ms "
+              f"-> {speedup:.1f}x faster")
+        report[f"speedup_{threads}"] = speedup
+    set_threads(args.threads)
+    topics = pt.new.queries(queries)
+    exact = index.retriever(num_results=100, exhaustive=True)(topics)
+    report["speed_recall"] = sweep(index, topics, exact, "speed corpus")
+
+
+def sweep(index: ColBERTIndex, topics: pd.DataFrame, exact: pd.DataFrame, name: str) -> float:
+    """Recall@100 against exhaustive search and mean latency, at the default and a few other settings."""
+    default = None
+    for nprobe, ncandidates in ((8, None), (4, None), (16, None), (8, 1024), (16, 8192)):
+        retriever = index.retriever(num_results=100, nprobe=nprobe, ncandidates=ncandidates)
+        start = time.perf_counter()
+        run = retriever(topics)
+        seconds = (time.perf_counter() - start) / len(topics)
+        recall = recall_at(run, exact, 100)
+        label = "defaults (nprobe=8, ncandidates=4096)" if (nprobe, ncandidates) == (8, None) else \
+            f"nprobe={nprobe}, ncandidates={ncandidates or 4096}"
+        print(f"recall@100 vs exhaustive over stored vectors, {name}, {label}: {recall:.4f} "
+              f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)}, query encoding included)")
+        default = recall if default is None else default
+    return default
+
+
+def quality_part(args, synsets: list[dict], work: Path, model: ColBERT, report: dict) -> None:
+    rng = np.random.default_rng(args.seed + 1)
+    docs = [synsets[i] for i in rng.permutation(len(synsets))[:args.quality_docs]]
+    known = [docs[i] for i in rng.choice(len(docs), args.queries, replace=False)]
+    print(f"\n== quality: {len(docs):,} WordNet glosses, {len(known)} known-item lemma queries, offline backbone "
+          f"{model!r}, {args.nbits} bits ==")
+    set_threads(args.threads)
+    start = time.perf_counter()
+    vectors = []
+    for lo in range(0, len(docs), 2048):
+        vectors += model.encode_docs([d["gloss"] for d in docs[lo:lo + 2048]])
+    encode = time.perf_counter() - start
+    start = time.perf_counter()
+    Q = model.encode_queries([query_text(s) for s in known])
+    query_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    index = ColBERTIndex(work / "quality.colbert", model, nbits=args.nbits, mode="overwrite", resume=False,
+                         in_memory=True, verbose=args.verbose)
+    index.index({"docno": d["docno"], "doc_embs": v} for d, v in zip(docs, vectors))
+    merge = time.perf_counter() - start
+    meta = index.meta()
+    marginal, _ = marginal_bytes(Path(index.path))
+    print(f"encoding: {encode:.1f} s for {len(docs):,} passages ({meta['n_tokens']:,} vectors), queries "
+          f"{1e3 * query_seconds / len(known):.1f} ms each; indexing the vectors: {merge:.1f} s "
+          f"-> indexing / encoding = {(encode + merge) / encode:.3f}x; {marginal / meta['n_tokens']:.2f} bytes/vector")
+    report["quality_overhead"] = (encode + merge) / encode
+    report["quality_bytes"] = marginal / meta["n_tokens"]
+
+    qids = [f"q{i}" for i in range(len(known))]
+    target = dict(zip(qids, (s["docno"] for s in known)))
+    topics = pd.DataFrame({"qid": qids, "query": [query_text(s) for s in known], "query_embs": list(Q)})
+    full = full_precision_run(Q, vectors, [d["docno"] for d in docs], qids)
+    exact = index.retriever(num_results=100, exhaustive=True)(topics)
+    e2e = index.retriever(num_results=100)(topics)
+    mrr = {name: mrr_at(run, target) for name, run in (("full", full), ("stored", exact), ("e2e", e2e))}
+    print(f"MRR@10: exhaustive full precision {mrr['full']:.4f}; exhaustive over stored vectors {mrr['stored']:.4f} "
+          f"(codec loss {100 * (1 - mrr['stored'] / mrr['full']):+.2f}%); end to end {mrr['e2e']:.4f} "
+          f"(loss {100 * (1 - mrr['e2e'] / mrr['full']):+.2f}%)")
+    print(f"recall@100 of exhaustive over stored vectors vs full precision: {recall_at(exact, full, 100):.4f}")
+    report["mrr_loss"] = 1 - mrr["e2e"] / mrr["full"]
+    report["quality_recall"] = sweep(index, topics, exact, "backbone")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--speed-docs", type=int, default=100_000, help="passages for the speed figures")
+    parser.add_argument("--quality-docs", type=int, default=10_000, help="passages for the quality figures")
+    parser.add_argument("--queries", type=int, default=500, help="known-item queries for the quality figures")
+    parser.add_argument("--latency-queries", type=int, default=50, help="queries timed one by one (speed corpus)")
+    parser.add_argument("--exhaustive-queries", type=int, default=5, help="of those, timed with exhaustive search")
+    parser.add_argument("--nbits", type=int, default=2, choices=[1, 2, 4, 16])
+    parser.add_argument("--threads", type=int, default=2, help="threads for encoding and indexing")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "pyterrier_clirkd" / "benchmarks",
+                        help="keeps the WordNet download and the random encoder between runs")
+    parser.add_argument("--work", type=Path, help="keep the indexes in this folder (default: a temporary one)")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="progress bars")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    synsets = wordnet_synsets(args.cache)
+    print(f"WordNet 3.0: {len(synsets):,} synsets (cache: {args.cache})")
+    model = ColBERT.from_pretrained("offline:me5-small", device="cpu")
+    report: dict = {}
+    work = args.work or Path(tempfile.mkdtemp(prefix="clirkd-index-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if not args.skip_speed:
+            speed_part(args, synsets, work, model.config, report)
+        if not args.skip_quality:
+            quality_part(args, synsets, work, model, report)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\n== targets ({time.perf_counter() - started:.0f} s in all) ==")
+    rows = [("quality_recall", "recall@100 end to end vs exhaustive, backbone", ">=", TARGETS["recall"], "{:.4f}"),
+            ("speed_recall", "recall@100 end to end vs exhaustive, random encoder", ">=", TARGETS["recall"], "{:.4f}"),
+            ("speed_bytes", "bytes per stored vector, speed index", "<=", TARGETS["bytes"], "{:.2f}"),
+            ("quality_bytes", "bytes per stored vector, backbone index", "<=", TARGETS["bytes"], "{:.2f}"),
+            ("mrr_loss", "relative MRR@10 loss vs exhaustive full precision", "<=", TARGETS["mrr_loss"], "{:.2%}"),
+            ("speedup_1", "end-to-end speed-up over exhaustive, 1 thread", ">=", TARGETS["speedup"], "{:.1f}x"),
+            ("speedup_2", "end-to-end speed-up over exhaustive, 2 threads", ">=", TARGETS["speedup"], "{:.1f}x"),
+            ("quality_overhead", "indexing / encoder time, backbone", "<=", TARGETS["overhead"], "{:.3f}x"),
+            ("speed_overhead", "indexing / encoder time, random 2-layer encoder", "<=", TARGETS["overhead"], "{:.3f}x")]
+    for key, label, sense, target, fmt in rows:
+        if key in report:
+            value = report[key]
+            ok = value >= target if sense == ">=" else value <= target
+            print(f"{label}: {fmt.format(value)} (target {sense} {fmt.format(target)}) "
+                  f"{'met' if ok else 'MISSED by ' + fmt.format(abs(value - target)).rstrip('x')}")
+
+if __name__ == "__main__":
+    sys.exit(main())
