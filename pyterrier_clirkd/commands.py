@@ -23,6 +23,7 @@ import contextlib
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import re
@@ -257,11 +258,11 @@ def _read_tsv_docs(path: Path) -> Iterator[dict]:
                 if row:
                     yield _tsv_doc(path, number, row, columns)
             return
-        lines = ([first] if first else []) + [line.rstrip("\r\n") for line in f]
-        for number, line in enumerate(lines, 1):
+        plain = ["docno", "text", "title"]  # docno<TAB>text[<TAB>title], no quoting
+        for number, line in enumerate(itertools.chain([first], (line.rstrip("\r\n") for line in f)), 1):
             if line.strip():
                 row = line.split("\t")
-                yield _tsv_doc(path, number, row, ["docno", "text", "title"][:min(3, max(2, len(row)))])
+                yield _tsv_doc(path, number, row, plain[:min(3, max(2, len(row)))])
 
 
 def _tsv_doc(path: Path, number: int, row: list[str], columns: list[str]) -> dict:
