@@ -130,21 +130,30 @@ class IndexReader:
         cells = cells[cells >= 0]
         return self.ivf_offsets[cells], self.ivf_offsets[cells + 1]
 
-    def exhaustive(self, Q: np.ndarray, num_results: int, block_tokens: int = 1 << 16, verbose: bool = False
+    def exhaustive(self, Q: np.ndarray, num_results: int, verbose: bool = False, budget: int = 1 << 24
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top ``num_results`` (passage ids, scores) of each query ``Q [nq, Lq, dim]`` by MaxSim over every stored
-        passage, decompressed block by block."""
-        Qt = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32))
-        best = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(Q))]
+        passage, decompressed block by block; similarity matrices and decoded blocks stay near ``budget`` floats."""
+        Q = np.ascontiguousarray(Q, dtype=np.float32)
+        per_batch = max(1, min(len(Q), budget // (Q.shape[1] * 4096)))  # at least 4,096 tokens per block
+        block_tokens = max(4096, min(budget // (per_batch * Q.shape[1]), budget // Q.shape[2]))
         bounds = np.searchsorted(self.offsets, np.arange(0, self.offsets[-1], block_tokens), side="right") - 1
         bounds = np.unique(np.concatenate([bounds, [len(self)]]))
-        for lo, hi in tqdm(list(zip(bounds[:-1], bounds[1:])), desc="exhaustive search", unit="block",
-                           disable=not verbose):
-            pids = np.arange(lo, hi)
-            scores = self.maxsim(Qt, pids)
-            best = [_top(np.concatenate([b_pids, pids]), np.concatenate([b_scores, s]), num_results)
-                    for (b_pids, b_scores), s in zip(best, scores)]
-        return best
+        blocks = list(zip(bounds[:-1], bounds[1:]))
+        results = []
+        with tqdm(total=len(blocks) * -(-len(Q) // per_batch), desc="exhaustive search", unit="block",
+                  disable=not verbose) as progress:
+            for first in range(0, len(Q), per_batch):
+                Qt = torch.from_numpy(Q[first:first + per_batch])
+                best = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(len(Qt))]
+                for lo, hi in blocks:
+                    pids = np.arange(lo, hi)
+                    scores = self.maxsim(Qt, pids)
+                    best = [_top(np.concatenate([b_pids, pids]), np.concatenate([b_scores, s]), num_results)
+                            for (b_pids, b_scores), s in zip(best, scores)]
+                    progress.update()
+                results += best
+        return results
 
 
 def _group_tokens(Q: np.ndarray, threshold: float = 0.98) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +246,10 @@ class ColBERTRetriever(_IndexTransformer):
         settings = [f"num_results={self.num_results}"]
         if self.exhaustive:
             settings.append("exhaustive=True")
+        if self.nprobe != 8:
+            settings.append(f"nprobe={self.nprobe}")
+        if self.ncandidates is not None:
+            settings.append(f"ncandidates={self.ncandidates}")
         if self.query_model is not None:
             settings.append(f"query_model={self.query_model!r}")
         return f"{self.index!r}.retriever({', '.join(settings)})"
