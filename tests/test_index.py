@@ -305,6 +305,9 @@ def test_retriever_keeps_query_columns_and_handles_empty_input(built):
     assert list(out.columns) == ["qid", "query", "query_0", "lang", "docno", "score", "rank"]
     assert out.groupby("qid")["rank"].apply(list).tolist() == [[0, 1, 2, 3]] * 2
     assert out["docno"].map(type).eq(str).all() and (out["query_0"].isin(["fleuve", "hameau"])).all()
+    one = built.retriever(num_results=1)(topics)
+    assert one["docno"].tolist() == out.groupby("qid")["docno"].first().tolist() and one["rank"].tolist() == [0, 0]
+    assert one["score"].dtype == np.float64
     empty = built.retriever()(topics.iloc[:0])
     assert len(empty) == 0 and {"qid", "query", "docno", "score", "rank"} <= set(empty.columns)
     assert len(built.scorer()(pd.DataFrame(columns=["qid", "query", "docno"]))) == 0

@@ -270,8 +270,9 @@ class ColBERTRetriever(_IndexTransformer):
                        for q in tqdm(Q, desc="searching", unit="query", disable=not self.verbose or len(Q) < 2)]
         for row, query in enumerate(row_query):
             pids, scores = results[query]
-            builder.extend({"_index": row, "docno": reader.docnos[pids], "score": scores.astype(np.float64),
-                            "rank": np.arange(len(pids))})
+            # lists, not arrays: DataFrameBuilder would put a one-element array into a single cell
+            builder.extend({"_index": row, "docno": reader.docnos[pids].tolist(), "score": scores.tolist(),
+                            "rank": list(range(len(pids)))})
         return builder.to_df(merge_on_index=inp)
 
 
