@@ -4,12 +4,12 @@ The build happens in a work folder beside the target, ``.{name}.partial/``:
 
 1. Encode. Documents stream in and are cut into blocks of ``chunk_size`` passages. Each block is encoded and written
    as a chunk (float16 token vectors, then a JSON file with its docnos and token counts that marks the chunk as
-   complete), so memory holds one block at a time. With ``torchrun``, process ``r`` of ``w`` encodes the blocks
-   ``b`` with ``b % w == r`` (every process reads the whole stream, cheaply, and checks docnos).
-2. Merge (one process). k-means centroids are trained (faiss) on a random sample of the stored vectors, every chunk
-   is compressed into the final files, the inverted lists (centroid -> token vector ids) are built chunk by chunk,
-   and
-   ``pt_meta.json`` is written last. The finished folder is then renamed onto the target in one step.
+   complete), so memory holds one block of vectors at a time (plus the docnos seen so far, to catch duplicates).
+   With ``torchrun``, process ``r`` of ``w`` encodes the blocks ``b`` with ``b % w == r`` (every process reads the
+   whole stream, cheaply, and checks docnos).
+2. Merge (one process). k-means centroids are trained (faiss) on a random sample of the stored vectors (32 per
+   centroid), every chunk is compressed into the final files, the inverted lists (centroid -> token vector ids) are
+   built chunk by chunk, and ``pt_meta.json`` is written last. The finished folder is then renamed onto the target.
 
 A build that is killed keeps its completed chunks; running the same build again (same documents in the same order,
 same settings) skips them after checking their docnos, so no document is lost or duplicated. Bad input (a duplicate
