@@ -38,8 +38,8 @@ SYSTEMS = ("zero-shot", "MT (human translation) >> ColBERT", "KD student")
 MEASURES = (pt.measures.RR @ 10, pt.measures.nDCG @ 10, pt.measures.R @ 10)
 
 
-def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-small", steps: int = 150,
-             batch_size: int = 32, countries_docs: Optional[int] = 4000, num_results: int = 100,
+def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-small", steps: int = 40,
+             batch_size: int = 32, countries_docs: Optional[int] = 2000, num_results: int = 100,
              verbose: bool = True) -> pd.DataFrame:
     """Distil a student, index the bundled collections, evaluate the three systems; returns the results table
     (``collection, name, lang`` with a ``macro`` row per system, and one column per measure) and writes
@@ -150,9 +150,9 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="folder for results, indexes "
                                                                                   "and the student (default: %(default)s)")
     parser.add_argument("--teacher", default="offline:me5-small", help="the English teacher (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=150, help="distillation steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=40, help="distillation steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="distillation batch size (default: %(default)s)")
-    parser.add_argument("--countries-docs", type=int, default=4000,
+    parser.add_argument("--countries-docs", type=int, default=2000,
                         help="passages of the countries collection to index, relevant ones first; 0 for all 20,209 "
                              "(default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
