@@ -28,13 +28,7 @@ PAIRS = [("東京はどこ？", "Where is Tokyo?"), ("富士山の高さは？",
          ("水の沸点は？", "What is the boiling point of water?"), ("犬は何を食べる？", "What do dogs eat?")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (no waiting on a second one on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ JA = ["2018年アメリカで一番治安の悪い州はどこ", "嗜好する�
 RU = ["Кто написал Гамлета?", "Когда родился Пушкин?"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine two threads run generate ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
