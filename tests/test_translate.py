@@ -5,7 +5,6 @@ from pathlib import Path
 import pandas as pd
 import pyterrier as pt
 import pytest
-import torch
 import transformers
 
 import pyterrier_clirkd as clirkd
