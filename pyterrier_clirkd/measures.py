@@ -135,6 +135,17 @@ def _languages(topics: pd.DataFrame, qrels: pd.DataFrame) -> pd.DataFrame:
     raise ValueError("per_language needs a 'lang' column in the topics or in the answers/qrels frame")
 
 
+def _in_given_order(found: Iterable[str], systems, names: Optional[Sequence[str]]) -> list[str]:
+    """The system names ``found`` in ``pt.Experiment``'s output, in the order the systems were given (its
+    per-query table sorts them by name)."""
+    if isinstance(systems, dict):
+        given = list(systems)
+    else:
+        given = list(names) if names is not None else [str(s) for s in systems]
+    position = {name: i for i, name in enumerate(given)}
+    return sorted(dict.fromkeys(found), key=lambda name: position.get(name, len(position)))
+
+
 def per_language(systems: Sequence, topics: pd.DataFrame, answers: pd.DataFrame, measures: Sequence,
                  names: Optional[Sequence[str]] = None, **experiment_args) -> pd.DataFrame:
     """The official per-language table: one row per system (``name``), columns ``"{measure} {lang}"`` (the
@@ -159,7 +170,7 @@ def per_language(systems: Sequence, topics: pd.DataFrame, answers: pd.DataFrame,
         perquery = pt.Experiment(systems, topics, answers, measures, names=names, perquery=True, **experiment_args)
     perquery = perquery.dropna(subset=["value"]).merge(langs, on="qid")
     means = perquery.groupby(["name", "measure", "lang"], sort=False)["value"].mean()
-    system_names = list(dict.fromkeys(perquery["name"]))
+    system_names = _in_given_order(perquery["name"], systems, names)
     given = [m if isinstance(m, str) else str(m) for m in measures]
     measure_names = list(dict.fromkeys([m for m in given if m in set(perquery["measure"])] + list(perquery["measure"])))
     languages = sorted(perquery["lang"].unique())

@@ -139,6 +139,14 @@ def test_per_language_matches_the_hand_computed_table():
     assert b["R@2kt macro"] == b["R@5kt macro"]
 
 
+def test_per_language_keeps_the_systems_in_the_order_given():
+    table = per_language([SYSTEM_B, SYSTEM_A], TOPICS, ANSWERS, [R5kt], names=["zeta", "alpha"])
+    assert list(table["name"]) == ["zeta", "alpha"]
+    assert table.iloc[0]["R@5kt macro"] == pytest.approx(11 / 18)           # zeta is system B
+    by_key = per_language({"zeta": SYSTEM_B, "alpha": SYSTEM_A}, TOPICS, ANSWERS, [R5kt])
+    assert list(by_key["name"]) == ["zeta", "alpha"]
+
+
 def test_per_language_takes_languages_from_the_answers_and_skips_unscored_topics():
     topics = TOPICS.drop(columns=["lang"])
     table = per_language([SYSTEM_A], topics, ANSWERS[ANSWERS["qid"] != "q6"], [R5kt], names=["A"])
