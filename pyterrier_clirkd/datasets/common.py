@@ -175,12 +175,28 @@ class MemoryDocstore(Docstore):
         return iter(self.docs().values())
 
 
-class JsonlDocs(BaseDocs):
-    """A small English collection shipped as JSON lines (``doc_id, title, text``), kept in memory."""
+class PassageDocs(BaseDocs):
+    """The docs of an English passage collection (:class:`PassageDoc` records) read from ``source``."""
 
     def __init__(self, source: DataFile, namespace: str):
         self._source = source
         self._namespace = namespace
+
+    def docs_cls(self):
+        return PassageDoc
+
+    def docs_namespace(self):
+        return self._namespace
+
+    def docs_lang(self):
+        return "en"
+
+
+class JsonlDocs(PassageDocs):
+    """A small English collection shipped as JSON lines (``doc_id, title, text``), kept in memory."""
+
+    def __init__(self, source: DataFile, namespace: str):
+        super().__init__(source, namespace)
         self._store = MemoryDocstore(self._read)
 
     def _read(self) -> Iterator[PassageDoc]:
@@ -196,23 +212,13 @@ class JsonlDocs(BaseDocs):
     def docs_count(self) -> int:
         return self._store.count()
 
-    def docs_cls(self):
-        return PassageDoc
 
-    def docs_namespace(self):
-        return self._namespace
-
-    def docs_lang(self):
-        return "en"
-
-
-class PassageTsvDocs(BaseDocs):
+class PassageTsvDocs(PassageDocs):
     """The DPR/XOR-TyDi passage format: a tab-separated file ``id, text, title`` with a header line and
     CSV quoting (read as the official evaluation reads it). Its docstore lives in the ir_datasets home."""
 
     def __init__(self, source: DataFile, namespace: str, store_name: str):
-        self._source = source
-        self._namespace = namespace
+        super().__init__(source, namespace)
         self._store_name = store_name
 
     def _read(self) -> Iterator[PassageDoc]:
@@ -236,15 +242,6 @@ class PassageTsvDocs(BaseDocs):
     def docs_count(self):
         store = self.docs_store()
         return store.count() if store.built() else None
-
-    def docs_cls(self):
-        return PassageDoc
-
-    def docs_namespace(self):
-        return self._namespace
-
-    def docs_lang(self):
-        return "en"
 
 
 class ListQueries(BaseQueries):
