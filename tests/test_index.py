@@ -25,18 +25,8 @@ QUERIES = ["cat on the mat", "river mountain", "tokyo capital japan", "who wrote
 
 
 @pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    """A tiny random ColBERT saved as a checkpoint folder (so subprocesses load the very same model)."""
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(1)
-    model = ColBERT.from_pretrained(tiny_xlmr_folder(root / "encoder"), device="cpu", **SETTINGS)
-    model.save_pretrained(root / "colbert")
-    return root / "colbert"
-
-
-@pytest.fixture(scope="module")
-def model(model_folder):
-    return ColBERT.from_pretrained(model_folder, device="cpu")
+def model(tiny_colbert_folder):
+    return ColBERT.from_pretrained(tiny_colbert_folder, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +111,11 @@ def test_bit_packing_round_trip():
 
 
 # ---------------------------------------------------------------------- building
-def test_index_layout_and_metadata(built, docs, model_folder, model):
+def test_index_layout_and_metadata(built, docs, tiny_colbert_folder, model):
     meta = built.meta()
     assert built.built() and len(built) == 240 and repr(built) == f"ColBERTIndex({str(built.path)!r})"
     assert meta["type"] == "colbert_index" and meta["format"] == "clirkd" and meta["nbits"] == 2
-    assert meta["model"] == str(model_folder.resolve()) and meta["fingerprint"] == model.fingerprint()
+    assert meta["model"] == str(tiny_colbert_folder.resolve()) and meta["fingerprint"] == model.fingerprint()
     stored = read_index(Path(built.path))
     assert stored["docnos"] == [d["docno"] for d in docs]
     expected_lengths = [len(v) for v in model.encode_docs([d["text"] for d in docs])]
@@ -197,9 +187,9 @@ def test_refuses_to_overwrite_unless_asked(tmp_path, model):
 
 
 @pytest.mark.parametrize("kill", [["--kill-after", "130"], ["--kill-in", "merge"]], ids=["encoding", "merge"])
-def test_resume_after_sigkill(tmp_path, model_folder, model, kill):
+def test_resume_after_sigkill(tmp_path, tiny_colbert_folder, model, kill):
     path = tmp_path / "killed.colbert"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--model", str(model_folder), "--out", str(path),
+    run = subprocess.run([sys.executable, str(SCRIPT), "--model", str(tiny_colbert_folder), "--out", str(path),
                           "--docs", "240", *kill], capture_output=True, text=True, timeout=300)
     assert run.returncode == -9, run.stderr
     assert not path.exists()
@@ -232,11 +222,11 @@ def test_resume_after_sigkill(tmp_path, model_folder, model, kill):
     assert restarted.index(corpus(240)).meta()["nbits"] == 4
 
 
-def test_sharded_torchrun_build_equals_single_process(tmp_path, model_folder, model, built):
+def test_sharded_torchrun_build_equals_single_process(tmp_path, tiny_colbert_folder, model, built):
     path = tmp_path / "sharded.colbert"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                          str(29500 + os.getpid() % 1000), str(SCRIPT), "--model", str(model_folder),
+                          str(29500 + os.getpid() % 1000), str(SCRIPT), "--model", str(tiny_colbert_folder),
                           "--out", str(path), "--docs", "240"], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     got, want = read_index(path), read_index(Path(built.path))
@@ -253,8 +243,8 @@ def test_artifact_load_reopens_with_the_model(built):
         pd.testing.assert_frame_equal(loaded.retriever(num_results=5)(q), built.retriever(num_results=5)(q))
 
 
-def test_model_without_a_name_is_saved_inside_the_index(tmp_path, model_folder):
-    model = ColBERT.from_pretrained(model_folder, device="cpu")
+def test_model_without_a_name_is_saved_inside_the_index(tmp_path, tiny_colbert_folder):
+    model = ColBERT.from_pretrained(tiny_colbert_folder, device="cpu")
     model.name_or_path = None
     path = tmp_path / "copy.colbert"
     ColBERTIndex(path, model, verbose=False).index(corpus(60))

@@ -18,10 +18,8 @@ from pyterrier_clirkd.train import (ColBERTTrainer, Distiller, TrainingConfig, g
                                     pairwise_softmax_ce, read_losses, read_parallel_files, read_parallel_folder,
                                     read_passages, read_triples, representation_kd_loss, teacher_passages, token_mse,
                                     train)
-from tiny_models import tiny_xlmr_folder
 
 TESTS = Path(__file__).parent
-SETTINGS = dict(dim=8, query_maxlen=12, doc_maxlen=16)
 PAIRS = [("東京はどこ？", "Where is Tokyo?"), ("富士山の高さは？", "How high is Mount Fuji?"),
          ("誰がハムレットを書いた？", "Who wrote Hamlet?"), ("日本の首都は？", "What is the capital of Japan?"),
          ("寿司とは何？", "What is sushi?"), ("月までの距離は？", "How far is the Moon?"),
@@ -32,18 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def teacher_folder(tmp_path_factory):
-    """A tiny ColBERT (random 2-layer XLM-R encoder and head), saved so that every process loads the same weights."""
-    root = tmp_path_factory.mktemp("train")
-    torch.manual_seed(0)
-    model = ColBERT.from_pretrained(tiny_xlmr_folder(root / "encoder"), device="cpu", **SETTINGS)
-    model.save_pretrained(root / "teacher")
-    return root / "teacher"
-
-
-@pytest.fixture(scope="module")
-def loaded_teacher(teacher_folder):
-    return ColBERT.from_pretrained(teacher_folder, device="cpu")
+def loaded_teacher(tiny_colbert_folder):
+    return ColBERT.from_pretrained(tiny_colbert_folder, device="cpu")
 
 
 @pytest.fixture()
@@ -339,15 +327,15 @@ def _helper(*args, torchrun=False):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_resume_after_sigkill_gives_the_same_losses(teacher_folder, parallel_folder, tmp_path):
-    done = _helper(teacher_folder, parallel_folder, tmp_path / "straight")
+def test_resume_after_sigkill_gives_the_same_losses(tiny_colbert_folder, parallel_folder, tmp_path):
+    done = _helper(tiny_colbert_folder, parallel_folder, tmp_path / "straight")
     assert done.returncode == 0, done.stderr[-2000:]
-    killed = _helper(teacher_folder, parallel_folder, tmp_path / "resumed", "--kill-at", 5)
+    killed = _helper(tiny_colbert_folder, parallel_folder, tmp_path / "resumed", "--kill-at", 5)
     assert killed.returncode == -signal.SIGKILL
     checkpoint = tmp_path / "resumed.checkpoint"
     assert torch.load(checkpoint / "state.pt", weights_only=False)["step"] == 4
     assert len((checkpoint / "losses.tsv").read_text().splitlines()) == 4
-    resumed = _helper(teacher_folder, parallel_folder, tmp_path / "resumed")
+    resumed = _helper(tiny_colbert_folder, parallel_folder, tmp_path / "resumed")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (tmp_path / "resumed" / "losses.tsv").read_text() == (tmp_path / "straight" / "losses.tsv").read_text()
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
@@ -355,12 +343,12 @@ def test_resume_after_sigkill_gives_the_same_losses(teacher_folder, parallel_fol
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_two_process_gloo_matches_one_process(teacher_folder, parallel_folder, tmp_path):
+def test_two_process_gloo_matches_one_process(tiny_colbert_folder, parallel_folder, tmp_path):
     # one process with 2 micro-batches of 2 sees the same examples together as each of 2 processes with 2
-    one = _helper(teacher_folder, parallel_folder, tmp_path / "one", "--accumulation", 2, "--no-dropout",
+    one = _helper(tiny_colbert_folder, parallel_folder, tmp_path / "one", "--accumulation", 2, "--no-dropout",
                   "--steps", 3)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = _helper(teacher_folder, parallel_folder, tmp_path / "two", "--no-dropout", "--steps", 3, torchrun=True)
+    two = _helper(tiny_colbert_folder, parallel_folder, tmp_path / "two", "--no-dropout", "--steps", 3, torchrun=True)
     assert two.returncode == 0, two.stderr[-3000:]
     a = load_file(str(tmp_path / "one" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "model.safetensors"))
@@ -368,7 +356,7 @@ def test_two_process_gloo_matches_one_process(teacher_folder, parallel_folder, t
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert read_losses(tmp_path / "one" / "losses.tsv") == pytest.approx(read_losses(tmp_path / "two" / "losses.tsv"),
                                                                          abs=1e-5)
-    start = load_file(str(teacher_folder / "model.safetensors"))
+    start = load_file(str(tiny_colbert_folder / "model.safetensors"))
     assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-4    # training did move the weights
 
 
@@ -394,9 +382,9 @@ def test_cli_bad_arguments_give_one_line(capsys, tmp_path):
     assert status == 1 and "no such file" in capsys.readouterr().err
 
 
-def test_cli_distill_end_to_end(teacher_folder, loaded_teacher, parallel_folder, tmp_path, capsys):
+def test_cli_distill_end_to_end(tiny_colbert_folder, loaded_teacher, parallel_folder, tmp_path, capsys):
     out = tmp_path / "student"
-    argv = ["distill", "--teacher", str(teacher_folder), "--parallel", str(parallel_folder), "--output", str(out),
+    argv = ["distill", "--teacher", str(tiny_colbert_folder), "--parallel", str(parallel_folder), "--output", str(out),
             "--steps", "2", "--batch-size", "4", "--quiet"]
     assert main(argv) == 0
     student = ColBERT.from_pretrained(out, device="cpu")
