@@ -18,6 +18,7 @@ from pyterrier_clirkd.train import (ColBERTTrainer, Distiller, TrainingConfig, g
                                     pairwise_softmax_ce, read_losses, read_parallel_files, read_parallel_folder,
                                     read_passages, read_triples, representation_kd_loss, teacher_passages, token_mse,
                                     train)
+from pyterrier_clirkd.train.trainer import make_trainable, transformer_layers
 
 TESTS = Path(__file__).parent
 PAIRS = [("東京はどこ？", "Where is Tokyo?"), ("富士山の高さは？", "How high is Mount Fuji?"),
@@ -289,6 +290,23 @@ def test_distiller_modes(teacher, tmp_path, passages, augmentation):
     expected = teacher.fingerprint() if passages == "teacher" else student.fingerprint()
     assert reloaded.passage_fingerprint() == expected
     assert read_losses(tmp_path / "student" / "losses.tsv") == distiller.losses
+
+
+def test_freeze_layers_keeps_the_lowest_layers_fixed(teacher, tmp_path):
+    student = Distiller(teacher, passages="teacher", freeze_layers=1, steps=3, batch_size=8, lr=3e-3,
+                        verbose=False).fit(parallel_frame(), tmp_path / "student")
+    layers = transformer_layers(student)
+    assert len(layers) == teacher.encoder.config.num_hidden_layers == 2
+    frozen, trained = (dict(layer.named_parameters()) for layer in layers)
+    teacher_frozen, teacher_trained = (dict(layer.named_parameters()) for layer in transformer_layers(teacher))
+    assert all(torch.equal(p, teacher_frozen[name]) for name, p in frozen.items())
+    assert any(not torch.equal(p, teacher_trained[name]) for name, p in trained.items())
+    with pytest.raises(ValueError, match="between 0 and 2, not 3"):
+        make_trainable(copy.deepcopy(teacher), freeze_layers=3)
+    halved = copy.deepcopy(teacher)
+    make_trainable(halved, freeze_layers="half")
+    assert [p.requires_grad for layer in transformer_layers(halved) for p in list(layer.parameters())[:1]] == \
+        [False, True]
 
 
 def test_distiller_ir_kd_over_triples_passages(teacher, tmp_path):

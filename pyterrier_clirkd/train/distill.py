@@ -46,7 +46,8 @@ class Distiller:
     ``passages``: "shared" or "teacher" (see the module docstring). ``temperature``: T of the IR-score KD.
     ``query_weight``: w of the representation KD. ``representation_weight`` and ``ir_weight`` weigh the two
     objectives in the joint loss (set one to 0 to run the other alone). ``freeze_embeddings`` keeps the student's
-    token embeddings fixed. Other keywords are :class:`TrainingConfig` settings.
+    token embeddings fixed, ``freeze_layers`` its lowest transformer layers (a number, or ``"half"``). Other keywords
+    are :class:`TrainingConfig` settings.
 
     Example::
 
@@ -56,7 +57,8 @@ class Distiller:
 
     def __init__(self, teacher: ColBERT, student: Optional[ColBERT] = None, *, passages: str = "shared",
                  temperature: float = 2.0, query_weight: float = 0.5, representation_weight: float = 1.0,
-                 ir_weight: float = 1.0, freeze_embeddings: bool = False, **training_settings):
+                 ir_weight: float = 1.0, freeze_embeddings: bool = False, freeze_layers: int | str = 0,
+                 **training_settings):
         if passages not in PASSAGE_MODES:
             raise ValueError(f"passages must be one of {PASSAGE_MODES}, not {passages!r}")
         if representation_weight < 0 or ir_weight < 0 or representation_weight + ir_weight == 0:
@@ -70,6 +72,7 @@ class Distiller:
         self.representation_weight = representation_weight
         self.ir_weight = ir_weight
         self.freeze_embeddings = freeze_embeddings
+        self.freeze_layers = freeze_layers
         self.config = TrainingConfig(**training_settings)
         self.losses: list[float] = []
 
@@ -77,7 +80,7 @@ class Distiller:
         return (f"Distiller({self.teacher!r}, {self.student!r}, passages={self.passages!r}, "
                 f"temperature={self.temperature}, query_weight={self.query_weight}, "
                 f"representation_weight={self.representation_weight}, ir_weight={self.ir_weight}, "
-                f"freeze_embeddings={self.freeze_embeddings}, {self.config})")
+                f"freeze_embeddings={self.freeze_embeddings}, freeze_layers={self.freeze_layers!r}, {self.config})")
 
     def fit(self, data: pd.DataFrame, output: str | os.PathLike,
             checkpoint_dir: Optional[str | os.PathLike] = None) -> ColBERT:
@@ -105,7 +108,7 @@ class Distiller:
             student.name_or_path = None
         _check_compatible(self.teacher, student)
         student.to(device)
-        make_trainable(student, self.freeze_embeddings)
+        make_trainable(student, self.freeze_embeddings, self.freeze_layers)
         # whose passage vectors the student's queries search: the teacher's, or its own (re-indexing)
         student.config.passage_fingerprint = self.teacher.passage_fingerprint() if self.passages == "teacher" else None
         return student
@@ -162,7 +165,8 @@ class _DistillationObjective:
         d = self.d
         return {"kind": "distillation", "passages": d.passages, "temperature": d.temperature,
                 "query_weight": d.query_weight, "representation_weight": d.representation_weight,
-                "ir_weight": d.ir_weight, "freeze_embeddings": d.freeze_embeddings, **self._start}
+                "ir_weight": d.ir_weight, "freeze_embeddings": d.freeze_embeddings, "freeze_layers": d.freeze_layers,
+                **self._start}
 
     def loss(self, forward, examples: list[int]) -> torch.Tensor:
         d, teacher, student = self.d, self.teacher, self.student

@@ -39,15 +39,32 @@ class Encoding(torch.nn.Module):
         return [self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)) for batch in batches]
 
 
-def make_trainable(model: ColBERT, freeze_embeddings: bool = False) -> None:
-    """Let every weight that shapes the token vectors learn; never the encoder's pooler, which ColBERT does not use
-    (an unused trainable weight also breaks DistributedDataParallel); the token embeddings only if not frozen."""
+def make_trainable(model: ColBERT, freeze_embeddings: bool = False, freeze_layers: int | str = 0) -> None:
+    """Let every weight that shapes the token vectors learn, except: the encoder's pooler, which ColBERT does not use
+    (an unused trainable weight also breaks DistributedDataParallel); the token embeddings if ``freeze_embeddings``;
+    the lowest ``freeze_layers`` transformer layers (``"half"``: the lower half, whatever the depth)."""
     model.requires_grad_(True)
     pooler = getattr(model.encoder, "pooler", None)
     if pooler is not None:
         pooler.requires_grad_(False)
     if freeze_embeddings:
         model.encoder.get_input_embeddings().requires_grad_(False)
+    if freeze_layers:
+        layers = transformer_layers(model)
+        count = len(layers) // 2 if freeze_layers == "half" else freeze_layers
+        if not isinstance(count, int) or not 0 <= count <= len(layers):
+            raise ValueError(f"freeze_layers must be \"half\" or between 0 and {len(layers)}, not {freeze_layers!r}")
+        for layer in layers[:count]:
+            layer.requires_grad_(False)
+
+
+def transformer_layers(model: ColBERT) -> torch.nn.ModuleList:
+    """The encoder's stack of transformer layers, lowest first (the ModuleList as long as ``num_hidden_layers``)."""
+    count = getattr(model.encoder.config, "num_hidden_layers", None)
+    for module in model.encoder.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return module
+    raise ValueError(f"cannot find the transformer layers of {type(model.encoder).__name__}")
 
 
 def frame_digest(frame: pd.DataFrame) -> str:
