@@ -206,13 +206,13 @@ def speed_part(args, synsets: list[dict], work: Path, backbone_config, report: d
 def sweep(index: ColBERTIndex, topics: pd.DataFrame, exact: pd.DataFrame, name: str) -> float:
     """Recall@100 against exhaustive search and mean latency, at the default and a few other settings."""
     default = None
-    for nprobe, ncandidates in ((8, None), (4, None), (16, None), (8, 1024), (16, 8192)):
+    for nprobe, ncandidates in ((16, None), (8, None), (32, None), (16, 2048), (16, 8192)):
         retriever = index.retriever(num_results=100, nprobe=nprobe, ncandidates=ncandidates)
         start = time.perf_counter()
         run = retriever(topics)
         seconds = (time.perf_counter() - start) / len(topics)
         recall = recall_at(run, exact, 100)
-        label = "defaults (nprobe=8, ncandidates=4096)" if (nprobe, ncandidates) == (8, None) else \
+        label = "defaults (nprobe=16, ncandidates=4096)" if (nprobe, ncandidates) == (16, None) else \
             f"nprobe={nprobe}, ncandidates={ncandidates or 4096}"
         print(f"recall@100 vs exhaustive over stored vectors, {name}, {label}: {recall:.4f} "
               f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)}, query encoding included)")

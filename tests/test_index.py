@@ -16,7 +16,7 @@ from pyterrier_clirkd import ColBERT, ColBERTIndex
 from pyterrier_clirkd.index import IndexInputError, ResidualCodec
 from pyterrier_clirkd.index.build import partial_folder
 from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
-from pyterrier_clirkd.index.search import _group_tokens
+from pyterrier_clirkd.index.search import _group_tokens, _weighted_maxsim
 from tiny_models import tiny_xlmr_folder
 
 SETTINGS = dict(dim=8, query_maxlen=12, doc_maxlen=16)
@@ -323,8 +323,25 @@ def test_ann_recall_against_exhaustive_on_random_vectors(tmp_path):
     recall = np.mean([len(set(approx.docno[approx.qid == q]) & set(exact.docno[exact.qid == q])) / 10
                       for q in topics.qid])
     assert recall >= 0.95
+    # few candidates: the shortlist and the centroid estimate choose them; their scores are still exact MaxSim
+    narrow = index.retriever(num_results=10, ncandidates=40)(topics)
+    recall = np.mean([len(set(narrow.docno[narrow.qid == q]) & set(exact.docno[exact.qid == q])) / 10
+                      for q in topics.qid])
+    print(f"recall with 40 candidates: {recall:.3f}")
+    assert recall >= 0.9
+    reader = index.payload()
+    for Q, (_, rows) in zip(queries, narrow.groupby("qid", sort=False)):
+        exact_scores = reader.maxsim(torch.from_numpy(Q)[None], reader.pids_of(list(rows.docno)))[0]
+        np.testing.assert_allclose(rows.score, exact_scores, rtol=1e-5)
     with pytest.raises(ValueError, match="query_embs"):
         index.retriever()(pt.new.queries(["text needs a model"]))
+
+
+def test_centroid_estimate_by_hand():
+    table = torch.tensor([[1.0, 0.0], [0.2, 0.5], [0.3, 0.9]])  # 3 centroids x 2 query directions
+    codes, lengths, weights = np.array([0, 1, 2, 1]), np.array([2, 2]), np.array([1, 3])
+    # passage 0 (centroids 0, 1): 1 * max(1, .2) + 3 * max(0, .5) = 2.5; passage 1 (2, 1): .3 + 3 * .9 = 3.0
+    np.testing.assert_allclose(_weighted_maxsim(table, codes, lengths, weights), [2.5, 3.0], rtol=1e-6)
 
 
 def test_repeated_query_directions_are_grouped_and_probed_deeper(built):
@@ -335,7 +352,7 @@ def test_repeated_query_directions_are_grouped_and_probed_deeper(built):
     np.testing.assert_array_equal(leaders, Q[[0, 5, 6]])
     assert sizes.tolist() == [5, 1, 1]
     reader = built.payload()
-    starts, _ = reader._probe_lists(Q, nprobe=1)
+    starts, _ = reader._probe_lists(leaders, sizes, nprobe=1)
     cells = np.searchsorted(reader.ivf_offsets, starts, side="right") - 1
     _, nearest = reader._probe.search(Q[[0, 5, 6]], 5)
     assert set(cells) == set(nearest[0, :5]) | {nearest[1, 0], nearest[2, 0]}

@@ -161,11 +161,12 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
         return model
 
     # ------------------------------------------------------------------ search
-    def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = 8,
+    def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = 16,
                   ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False) -> ColBERTRetriever:
-        """Q -> R end to end: the token vectors under each query token's ``nprobe`` nearest centroids are scored
-        exactly, the ``ncandidates`` passages (default ``max(4 * num_results, 4096)``) with the best partial MaxSim
-        are scored by exact MaxSim over all their vectors. ``exhaustive=True`` scores every passage instead. Larger
+        """Q -> R end to end: the passages with token vectors under each query token's ``nprobe`` nearest centroids
+        are ranked by MaxSim over their tokens' centroids, and the ``ncandidates`` best (default
+        ``max(4 * num_results, 4096)``) are scored by exact MaxSim over all their decompressed vectors (see
+        ``pyterrier_clirkd.index.search``). ``exhaustive=True`` scores every passage instead. Larger
         ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take longer (see
         ``benchmarks/index_search.py``).
 

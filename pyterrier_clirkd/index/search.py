@@ -1,16 +1,17 @@
 """Searching a ColBERT index: candidate generation, decompression and exact MaxSim, as PyTerrier transformers.
 
-End-to-end search of one query (``Lq`` token vectors):
+End-to-end search of one query (``Lq`` token vectors), after PLAID (Santhanam et al., 2022):
 
 1. probe: query positions that score nothing (zero vectors) are dropped, and near-identical query tokens (cosine
-   >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped; faiss finds the nearest centroids of
-   each group, ``nprobe`` for each token in it (a direction that counts ``w`` times in the score is searched ``w``
-   times deeper, at most ``8 * nprobe`` centroids);
-2. gather: the token vectors listed under those centroids are decompressed and scored exactly against every query
-   token; MaxSim over a passage's gathered tokens is a lower bound of its score, and the ``ncandidates`` passages with
-   the best bounds are kept;
-3. score: all token vectors of those passages are decompressed and scored by exact MaxSim; the top ``num_results``
-   are returned.
+   >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped into directions; faiss finds the
+   ``nprobe`` nearest centroids of each (a direction that counts ``w`` times in the score is searched ``w`` times
+   deeper, at most ``8 * nprobe`` centroids);
+2. shortlist: the passages that own a token vector listed under those centroids are the candidates; when there are
+   more than ``4 * ncandidates``, they are ranked by a rough estimate, MaxSim over their listed tokens only with each
+   token replaced by its centroid (a table lookup, nothing decompressed), and the best ``4 * ncandidates`` kept;
+3. estimate: PLAID's approximate score, MaxSim over all the shortlisted passages' tokens with each token replaced by
+   its centroid; the best ``ncandidates`` are kept;
+4. score: their token vectors are decompressed and scored by exact MaxSim; the top ``num_results`` are returned.
 
 Exhaustive search decompresses every passage and scores it by exact MaxSim (for small indexes and for measuring what
 candidate generation loses).
@@ -30,6 +31,8 @@ from tqdm.auto import tqdm
 
 from .build import CODES, DOCLENS, DOCNOS, IVF_OFFSETS, IVF_TOKENS, META, PAYLOAD
 from .codec import ResidualCodec
+
+SHORTLIST = 4  # passages kept by the rough estimate, per candidate
 
 
 class IndexReader:
@@ -103,27 +106,38 @@ class IndexReader:
         return best.reshape(len(pids), Q.shape[0], Q.shape[1]).sum(-1).T.numpy()
 
     # ------------------------------------------------------------------ end-to-end and exhaustive search
-    def search(self, Q: np.ndarray, num_results: int, nprobe: int = 8, ncandidates: int = 4096
+    def search(self, Q: np.ndarray, num_results: int, nprobe: int = 16, ncandidates: int = 4096
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``num_results`` (passage ids, scores) for one query's token vectors ``Q [Lq, dim]``."""
         Q = np.ascontiguousarray(Q, dtype=np.float32)
         Q = Q[np.any(Q != 0, axis=1)]  # positions that score nothing (padding without query augmentation)
-        tokens = np.sort(self.ivf_tokens[_ranges(*self._probe_lists(Q, nprobe))]) if len(Q) else np.zeros(0, int)
-        if not len(tokens):
+        if not len(Q):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        Qt = torch.from_numpy(Q)
+        directions, weights = _group_tokens(Q)
+        table = self.centroid_scores(directions)
+        tokens = np.sort(self.ivf_tokens[_ranges(*self._probe_lists(directions, weights, nprobe))])
         owner = np.searchsorted(self.offsets, tokens, side="right") - 1
         first = np.flatnonzero(np.concatenate([[True], owner[1:] != owner[:-1]]))
         pids = owner[first]
+        if len(pids) > SHORTLIST * ncandidates:
+            rough = _weighted_maxsim(table, self.codes[tokens], np.diff(np.append(first, len(tokens))), weights)
+            pids = _best(pids, rough, SHORTLIST * ncandidates)
         if len(pids) > ncandidates:
-            gathered = _segment_max(self.token_scores(Qt, tokens), np.diff(np.append(first, len(tokens))))
-            lower_bound = gathered.sum(1).numpy()
-            pids = np.sort(pids[np.argpartition(-lower_bound, ncandidates - 1)[:ncandidates]])
-        return _top(pids, self.maxsim(Qt[None], pids)[0], num_results)
+            estimate = _weighted_maxsim(table, self.codes[self.token_ids(pids)], self.doclens[pids], weights)
+            pids = _best(pids, estimate, ncandidates)
+        return _top(pids, self.maxsim(torch.from_numpy(Q)[None], pids)[0], num_results)
 
-    def _probe_lists(self, Q: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    def centroid_scores(self, directions: np.ndarray) -> torch.Tensor:
+        """Similarity ``[n_centroids, len(directions)]`` of every centroid with the query directions."""
+        centroids, D = torch.from_numpy(self.codec.centroids), torch.from_numpy(directions)
+        table = centroids @ D.T
+        if self.similarity == "l2":
+            table = 2 * table - centroids.pow(2).sum(1, keepdim=True) - D.pow(2).sum(1)[None]
+        return table
+
+    def _probe_lists(self, directions: np.ndarray, weights: np.ndarray, nprobe: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """(starts, ends) in ``ivf_tokens`` of the probed centroids' lists (see the module docstring)."""
-        directions, weights = _group_tokens(Q)
         depth = np.minimum(nprobe * weights, 8 * nprobe)
         _, nearest = self._probe.search(directions, int(min(depth.max(), self.codec.n_centroids)))
         cells = np.unique(np.concatenate([row[:d] for row, d in zip(nearest, depth)]))
@@ -167,6 +181,18 @@ def _group_tokens(Q: np.ndarray, threshold: float = 0.98) -> tuple[np.ndarray, n
             group[(group < 0) & close[i]] = len(leaders)
             leaders.append(i)
     return np.ascontiguousarray(Q[leaders]), np.bincount(group)
+
+
+def _weighted_maxsim(table: torch.Tensor, codes: np.ndarray, lengths: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """MaxSim of consecutive token segments (``lengths``) with each token replaced by its centroid: ``table`` holds
+    the centroids' similarities with the query directions, which count ``weights`` times each."""
+    best = _segment_max(table[torch.from_numpy(codes.astype(np.int64))], lengths)
+    return (best @ torch.from_numpy(weights.astype(np.float32))).numpy()
+
+
+def _best(pids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` passage ids with the highest scores, in increasing id order."""
+    return np.sort(pids[np.argpartition(-scores, k - 1)[:k]])
 
 
 def _segment_max(sim: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
@@ -232,7 +258,7 @@ class ColBERTRetriever(_IndexTransformer):
         retriever(pt.new.queries(["who wrote hamlet"]))
     """
 
-    def __init__(self, index, num_results: int = 1000, query_model=None, exhaustive: bool = False, nprobe: int = 8,
+    def __init__(self, index, num_results: int = 1000, query_model=None, exhaustive: bool = False, nprobe: int = 16,
                  ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False):
         super().__init__(index, query_model, batch_size, verbose)
         if num_results < 1:
@@ -246,7 +272,7 @@ class ColBERTRetriever(_IndexTransformer):
         settings = [f"num_results={self.num_results}"]
         if self.exhaustive:
             settings.append("exhaustive=True")
-        if self.nprobe != 8:
+        if self.nprobe != 16:
             settings.append(f"nprobe={self.nprobe}")
         if self.ncandidates is not None:
             settings.append(f"ncandidates={self.ncandidates}")
