@@ -146,26 +146,29 @@ class _ChunkWriter:
         block: list[tuple[str, Any]] = []
         n_blocks = 0
         total = len(docs) if hasattr(docs, "__len__") else None
-        for position, doc in enumerate(tqdm(docs, desc="indexing", unit="doc", total=total, disable=not verbose,
-                                            smoothing=0.05)):
-            docno, content = _check_doc(doc, position, self.settings.dim)
-            if docno in seen:
-                raise IndexInputError(f"duplicate docno {docno!r}: documents {seen[docno]} and {position} "
-                                      f"(counting from 0) both have it")
-            seen[docno] = position
-            block.append((docno, content))
-            if len(block) == self.settings.chunk_size:
+        # counts documents as they are encoded (or found encoded by an interrupted build), not as they are read
+        self.progress = tqdm(desc="indexing", unit="doc", total=total, disable=not verbose, smoothing=0.05)
+        with self.progress:
+            for position, doc in enumerate(docs):
+                docno, content = _check_doc(doc, position, self.settings.dim)
+                if docno in seen:
+                    raise IndexInputError(f"duplicate docno {docno!r}: documents {seen[docno]} and {position} "
+                                          f"(counting from 0) both have it")
+                seen[docno] = position
+                block.append((docno, content))
+                if len(block) == self.settings.chunk_size:
+                    self._flush(n_blocks, block)
+                    n_blocks, block = n_blocks + 1, []
+            if block:
                 self._flush(n_blocks, block)
-                n_blocks, block = n_blocks + 1, []
-        if block:
-            self._flush(n_blocks, block)
-            n_blocks += 1
+                n_blocks += 1
         if not n_blocks:
             raise IndexInputError("no documents to index")
         return n_blocks
 
     def _flush(self, number: int, block: list[tuple[str, Any]]) -> None:
         if number % self.world != self.rank:
+            self.progress.update(len(block))  # another process encodes it
             return
         stem = self.folder / f"{number:08d}"
         docnos = [docno for docno, _ in block]
@@ -178,6 +181,7 @@ class _ChunkWriter:
                                  f"(position {number * self.settings.chunk_size + first}: "
                                  f"{recorded[first] if first < len(recorded) else None!r} then, {docnos[first]!r} now); "
                                  f"give the same documents in the same order, or pass resume=False")
+            self.progress.update(len(block))
             return
         start = time.perf_counter()
         vectors = self._encode([content for _, content in block])
@@ -189,15 +193,18 @@ class _ChunkWriter:
 
     def _encode(self, contents: list[Any]) -> list[np.ndarray]:
         """Token vectors per document: given ``doc_embs`` as they are, texts encoded by the model in batches."""
-        texts = [(i, c) for i, c in enumerate(contents) if isinstance(c, str)]
+        # longest first, so that batches cut from the whole block carry little padding (as encode_docs would)
+        texts = sorted(((i, c) for i, c in enumerate(contents) if isinstance(c, str)), key=lambda t: -len(t[1]))
         out = list(contents)
-        if texts:
-            if self.model is None:
-                raise IndexInputError("documents with text need a model to encode them; pass model= to ColBERTIndex, "
-                                      "or give precomputed doc_embs")
-            encoded = self.model.encode_docs([t for _, t in texts], batch_size=self.batch_size)
-            for (i, _), vectors in zip(texts, encoded):
+        self.progress.update(len(contents) - len(texts))
+        if texts and self.model is None:
+            raise IndexInputError("documents with text need a model to encode them; pass model= to ColBERTIndex, "
+                                  "or give precomputed doc_embs")
+        for first in range(0, len(texts), self.batch_size):
+            batch = texts[first:first + self.batch_size]
+            for (i, _), vectors in zip(batch, self.model.encode_docs([t for _, t in batch], batch_size=self.batch_size)):
                 out[i] = vectors
+            self.progress.update(len(batch))
         return out
 
 
