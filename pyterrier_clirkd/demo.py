@@ -31,6 +31,7 @@ from . import measures
 from .datasets.xor_tydi import LANGS, xor_tydi_translations
 from .index import ColBERTIndex
 from .model import ColBERT
+from .train.distill import DISTILL_DEFAULTS
 from .translate import MTQueryRewriter
 
 COLLECTIONS = ("debian-faq", "countries")
@@ -38,8 +39,9 @@ SYSTEMS = ("zero-shot", "MT (human translation) >> ColBERT", "KD student")
 MEASURES = (pt.measures.RR @ 10, pt.measures.nDCG @ 10, pt.measures.R @ 10)
 
 
-def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-small", steps: int = 40,
-             batch_size: int = 32, countries_docs: Optional[int] = 2000, num_results: int = 100,
+def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-small",
+             steps: int = DISTILL_DEFAULTS["steps"], batch_size: int = DISTILL_DEFAULTS["batch_size"],
+             countries_docs: Optional[int] = 2000, num_results: int = 100,
              verbose: bool = True) -> pd.DataFrame:
     """Distil a student, index the bundled collections, evaluate the three systems; returns the results table
     (``collection, name, lang`` with a ``macro`` row per system, and one column per measure) and writes
@@ -78,9 +80,8 @@ def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-
 
 def distil_student(teacher: ColBERT, output: Path, *, steps: int, batch_size: int, verbose: bool) -> ColBERT:
     """A KD student of ``teacher`` on the bundled XOR-TyDi question translations (all seven languages), with
-    ``clirkd distill``'s defaults but for the number of steps and the batch size."""
+    ``clirkd distill``'s defaults (``DISTILL_DEFAULTS``) but for the number of steps and the batch size."""
     from .train import Distiller
-    from .train.cli import DISTILL_DEFAULTS
 
     pairs = pd.concat([xor_tydi_translations(lang) for lang in LANGS], ignore_index=True)
     pairs = pairs.rename(columns={"query": "text", "query_en": "english"})
@@ -150,8 +151,10 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="folder for results, indexes "
                                                                                   "and the student (default: %(default)s)")
     parser.add_argument("--teacher", default="offline:me5-small", help="the English teacher (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=40, help="distillation steps (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32, help="distillation batch size (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=DISTILL_DEFAULTS["steps"],
+                        help="distillation steps (default: %(default)s, as clirkd distill)")
+    parser.add_argument("--batch-size", type=int, default=DISTILL_DEFAULTS["batch_size"],
+                        help="distillation batch size (default: %(default)s, as clirkd distill)")
     parser.add_argument("--countries-docs", type=int, default=2000,
                         help="passages of the countries collection to index, relevant ones first; 0 for all 20,209 "
                              "(default: %(default)s)")

@@ -11,12 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..config import CONFIG_NAME
-
-# measured with the offline backbone on 2 CPU cores: about 5 minutes, and the student beats the zero-shot teacher on
-# each Debian FAQ language (benchmarks/distill_faq.py); a lighter representation KD and the upper half of the
-# encoder learning gave the best students of those tried
-DISTILL_DEFAULTS = dict(passages="teacher", steps=150, batch_size=32, lr=5e-5, representation_weight=0.2,
-                        freeze_embeddings=True, freeze_layers="half")
+from .distill import DISTILL_DEFAULTS
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
