@@ -38,6 +38,7 @@ import pyterrier as pt
 
 from .datasets import answers
 from .index import ColBERTIndex, IndexInputError
+from .index.search import NPROBE
 from .measures import per_language as per_language_table
 from .measures import recall_at_tokens
 from .model import ColBERT
@@ -109,7 +110,8 @@ def add_retrieve_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mt-fallback", action="store_true",
                         help="keep the original query when it has no translation (default: an error)")
     parser.add_argument("--exhaustive", action="store_true", help="score every passage (exact, slow on big indexes)")
-    parser.add_argument("--nprobe", type=int, default=8, help="centroids probed per query token (default: 8)")
+    parser.add_argument("--nprobe", type=int, default=NPROBE,
+                        help="centroids probed per query token (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="queries encoded at once (default: 64)")
     parser.add_argument("--run-name", default="clirkd", help="the name in the TREC run file (default: clirkd)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -11,7 +11,7 @@ import pandas as pd
 import pyterrier as pt
 
 from .build import META, MODEL_COPY, BuildSettings, build, check_target
-from .search import ColBERTRetriever, ColBERTScorer, IndexReader
+from .search import NPROBE, ColBERTRetriever, ColBERTScorer, IndexReader
 
 
 class ColBERTIndex(pt.Artifact, pt.Indexer):
@@ -161,7 +161,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
         return model
 
     # ------------------------------------------------------------------ search
-    def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = 16,
+    def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = NPROBE,
                   ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False) -> ColBERTRetriever:
         """Q -> R end to end: the passages with token vectors under each query token's ``nprobe`` nearest centroids
         are ranked by MaxSim over their tokens' centroids, and the ``ncandidates`` best (default

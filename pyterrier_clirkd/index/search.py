@@ -34,6 +34,7 @@ from .codec import ResidualCodec
 
 SHORTLIST = 4  # passages kept by the rough estimate, per candidate
 DECODE_BLOCK = 4096  # token vectors decoded at a time
+NPROBE = 16  # centroids probed per query token direction, by default
 
 
 class IndexReader:
@@ -112,7 +113,7 @@ class IndexReader:
         return best.reshape(len(pids), Q.shape[0], Q.shape[1]).sum(-1).T.numpy()
 
     # ------------------------------------------------------------------ end-to-end and exhaustive search
-    def search(self, Q: np.ndarray, num_results: int, nprobe: int = 16, ncandidates: int = 4096
+    def search(self, Q: np.ndarray, num_results: int, nprobe: int = NPROBE, ncandidates: int = 4096
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``num_results`` (passage ids, scores) for one query's token vectors ``Q [Lq, dim]``."""
         Q = np.ascontiguousarray(Q, dtype=np.float32)
@@ -265,7 +266,7 @@ class ColBERTRetriever(_IndexTransformer):
         retriever(pt.new.queries(["who wrote hamlet"]))
     """
 
-    def __init__(self, index, num_results: int = 1000, query_model=None, exhaustive: bool = False, nprobe: int = 16,
+    def __init__(self, index, num_results: int = 1000, query_model=None, exhaustive: bool = False, nprobe: int = NPROBE,
                  ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False):
         super().__init__(index, query_model, batch_size, verbose)
         if num_results < 1:
@@ -279,7 +280,7 @@ class ColBERTRetriever(_IndexTransformer):
         settings = [f"num_results={self.num_results}"]
         if self.exhaustive:
             settings.append("exhaustive=True")
-        if self.nprobe != 16:
+        if self.nprobe != NPROBE:
             settings.append(f"nprobe={self.nprobe}")
         if self.ncandidates is not None:
             settings.append(f"ncandidates={self.ncandidates}")
