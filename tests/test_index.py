@@ -99,6 +99,24 @@ def test_codec_more_bits_less_error_and_fp16_is_exact():
     assert errors[3] < 1e-3  # float16 keeps about three significant digits
 
 
+@pytest.mark.parametrize("similarity", ["cosine", "l2"])
+def test_centroid_assignment_with_torch_equals_brute_force_and_faiss(similarity, monkeypatch):
+    """The device path (torch, used on a GPU) and the faiss path pick the same nearest centroids as numpy by hand."""
+    import pyterrier_clirkd.index.codec as codec_module
+
+    rng = np.random.default_rng(3)
+    x = clustered_vectors(1000, 16, rng) * (1 if similarity == "cosine" else rng.uniform(0.5, 2, (1000, 1)))
+    codec = ResidualCodec.train(x, n_centroids=24, nbits=16, similarity=similarity)
+    C = codec.centroids
+    if similarity == "cosine":
+        expected = np.argmax(x @ C.T, axis=1)
+    else:
+        expected = np.argmin(((x[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
+    monkeypatch.setattr(codec_module, "ASSIGN_BLOCK", 128)  # several blocks
+    np.testing.assert_array_equal(codec.assign(x, device="cpu"), expected)  # torch, as on a GPU
+    np.testing.assert_array_equal(codec._search.search(x.astype(np.float32), 1)[1][:, 0], expected)  # faiss
+
+
 def test_bit_packing_round_trip():
     rng = np.random.default_rng(0)
     for nbits in (1, 2, 4):

@@ -20,12 +20,14 @@ from typing import Optional
 
 import faiss
 import numpy as np
+import torch
 
 NBITS = (1, 2, 4, 16)
 CENTROIDS = "centroids.npy"
 BUCKETS = "buckets.npz"
 CODEC = "codec.json"
 BUCKET_SAMPLE = 1 << 16
+ASSIGN_BLOCK = 1 << 15  # vectors scored against all centroids at once on a device
 
 
 def auto_n_centroids(n_tokens: int) -> int:
@@ -101,10 +103,33 @@ class ResidualCodec:
         return cls(kmeans.centroids, nbits, similarity, cutoffs, weights)
 
     # ------------------------------------------------------------------ encoding and decoding
-    def assign(self, vectors: np.ndarray) -> np.ndarray:
-        """The nearest centroid of each vector (largest inner product for cosine, smallest distance for l2)."""
-        _, ids = self._search.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
-        return ids[:, 0].astype(self.code_dtype)
+    def assign(self, vectors: np.ndarray, device: Optional[str | torch.device] = None) -> np.ndarray:
+        """The nearest centroid of each vector (largest inner product for cosine, smallest distance for l2).
+
+        With ``device`` (default: the GPU when there is one) the scores are torch matrix products on that device,
+        ``ASSIGN_BLOCK`` vectors at a time; else faiss on the CPU. At XOR-TyDi scale (billions of vectors against
+        65,536 centroids) that is minutes on one GPU instead of many hours on the CPUs.
+
+        Example::
+
+            codes = codec.assign(vectors)                  # [n] centroid ids
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if device is None and torch.cuda.is_available():
+            device = "cuda"
+        if device is None:
+            _, ids = self._search.search(vectors, 1)
+            return ids[:, 0].astype(self.code_dtype)
+        centroids = torch.from_numpy(self.centroids).to(device)
+        # nearest in l2: argmin |x - c|^2 = argmax x.c - |c|^2 / 2
+        bias = None if self.similarity == "cosine" else -0.5 * centroids.pow(2).sum(1)
+        codes = np.empty(len(vectors), dtype=self.code_dtype)
+        for lo in range(0, len(vectors), ASSIGN_BLOCK):
+            scores = torch.from_numpy(vectors[lo:lo + ASSIGN_BLOCK]).to(device) @ centroids.T
+            if bias is not None:
+                scores += bias
+            codes[lo:lo + ASSIGN_BLOCK] = scores.argmax(1).cpu().numpy()
+        return codes
 
     def encode(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centroid ids ``[n]`` and the payload: packed residual buckets ``uint8 [n, dim*nbits/8]``, or float16
