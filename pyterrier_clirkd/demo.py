@@ -28,6 +28,7 @@ import pandas as pd
 import pyterrier as pt
 
 from . import measures
+from .commands import read_topics
 from .datasets.xor_tydi import LANGS, xor_tydi_translations
 from .index import ColBERTIndex
 from .model import ColBERT
@@ -43,9 +44,9 @@ def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-
              steps: int = DISTILL_DEFAULTS["steps"], batch_size: int = DISTILL_DEFAULTS["batch_size"],
              countries_docs: Optional[int] = 2000, num_results: int = 100,
              verbose: bool = True) -> pd.DataFrame:
-    """Distil a student, index the bundled collections, evaluate the three systems; returns the results table
-    (``collection, name, lang`` with a ``macro`` row per system, and one column per measure) and writes
-    ``results.csv`` and ``results.png`` to ``output``.
+    """Distil a student, index the bundled collections, evaluate the three systems; prints the results per collection
+    and measure, returns them as a table (``collection, name, lang`` with a ``macro`` row per system, and one column
+    per measure) and writes ``results.csv`` and ``results.png`` to ``output``. ``verbose``: progress bars.
 
     ``countries_docs`` caps the countries collection (all relevant glosses plus seeded distractors; ``None``: all
     20,209). Example: ``run_demo("out/", steps=50, countries_docs=1000)`` for a quick look.
@@ -58,7 +59,7 @@ def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-
     tables = []
     for collection in COLLECTIONS:
         dataset = pt.get_dataset(f"irds:clirkd-mini/{collection}")
-        topics, qrels = dataset.get_topics(), dataset.get_qrels()
+        topics, qrels = read_topics(f"irds:clirkd-mini/{collection}"), dataset.get_qrels()
         docs = passages(dataset, qrels, countries_docs if collection == "countries" else None)
         index = ColBERTIndex(output / f"{collection}.colbert", teacher_model, mode="overwrite", verbose=verbose)
         index.index(docs.to_dict("records"))
@@ -71,10 +72,9 @@ def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-
     table = pd.concat(tables, ignore_index=True)[["collection", "name", "lang"] + [str(m) for m in MEASURES]]
     table.to_csv(output / "results.csv", index=False)
     plot(table, output / "results.png")
-    if verbose:
-        print(format_table(table))
-        print(f"demo finished in {time.time() - started:.0f} s; wrote {output / 'results.csv'} and "
-              f"{output / 'results.png'}")
+    print(format_table(table))
+    print(f"demo finished in {time.time() - started:.0f} s; wrote {output / 'results.csv'} and "
+          f"{output / 'results.png'}")
     return table
 
 
@@ -158,7 +158,7 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--countries-docs", type=int, default=2000,
                         help="passages of the countries collection to index, relevant ones first; 0 for all 20,209 "
                              "(default: %(default)s)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the results are printed all the same)")
     parser.set_defaults(run=lambda args: run_demo(args.output, teacher=args.teacher, steps=args.steps,
                                                   batch_size=args.batch_size, countries_docs=args.countries_docs or None,
                                                   verbose=not args.quiet))
