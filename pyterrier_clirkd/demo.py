@@ -58,8 +58,9 @@ def run_demo(output: str | Path = "demo-output", *, teacher: str = "offline:me5-
     student = distil_student(teacher_model, output / "student", steps=steps, batch_size=batch_size, verbose=verbose)
     tables = []
     for collection in COLLECTIONS:
-        dataset = pt.get_dataset(f"irds:clirkd-mini/{collection}")
-        topics, qrels = read_topics(f"irds:clirkd-mini/{collection}"), dataset.get_qrels()
+        name = f"irds:clirkd-mini/{collection}"
+        dataset = pt.get_dataset(name)
+        topics, qrels = read_topics(name), dataset.get_qrels()
         docs = passages(dataset, qrels, countries_docs if collection == "countries" else None)
         index = ColBERTIndex(output / f"{collection}.colbert", teacher_model, mode="overwrite", verbose=verbose)
         index.index(docs.to_dict("records"))
