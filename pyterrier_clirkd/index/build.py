@@ -8,8 +8,8 @@ The build happens in a work folder beside the target, ``.{name}.partial/``:
    With ``torchrun``, process ``r`` of ``w`` encodes the blocks ``b`` with ``b % w == r`` (every process reads the
    whole stream, cheaply, and checks docnos).
 2. Merge (one process). k-means centroids are trained (faiss) on a random sample of the stored vectors (32 per
-   centroid), every chunk is compressed into the final files, the inverted lists (centroid -> token vector ids) are
-   built chunk by chunk, and ``pt_meta.json`` is written last. The finished folder is then renamed onto the target.
+   centroid), every chunk is compressed into the final files, the inverted lists (centroid -> ids of the passages
+   with a token vector there) are built chunk by chunk, and ``pt_meta.json`` is written last. The finished folder is then renamed onto the target.
 
 A build that is killed keeps its completed chunks; running the same build again (same documents in the same order,
 same settings) skips them after checking their docnos, so no document is lost or duplicated. Bad input (a duplicate
@@ -37,12 +37,12 @@ DOCNOS = "docnos.txt"
 DOCLENS = "doclens.npy"
 CODES = "codes.npy"
 PAYLOAD = {True: "vectors.npy", False: "residuals.npy"}  # keyed by "stored uncompressed (nbits=16)"
-IVF_TOKENS = "ivf_tokens.npy"
+IVF_PIDS = "ivf_pids.npy"
 IVF_OFFSETS = "ivf_offsets.npy"
 MODEL_COPY = "model"
 SETTINGS = "build.json"
 ARTIFACT_TYPE, ARTIFACT_FORMAT = "colbert_index", "clirkd"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the inverted lists hold passage ids (1: token vector ids)
 
 
 class IndexInputError(ValueError):
@@ -241,6 +241,7 @@ def _merge(work: Path, n_blocks: int, settings: BuildSettings, meta: dict, model
     doclens = np.array([n for r in records for n in r["doclens"]], dtype=np.int32)
     n_docs, n_tokens = len(doclens), int(doclens.sum())
     token_starts = np.concatenate([[0], np.cumsum([sum(r["doclens"]) for r in records])])
+    doc_starts = np.concatenate([[0], np.cumsum([len(r["doclens"]) for r in records])])
     k = settings.n_centroids or auto_n_centroids(n_tokens)
     if n_tokens < k:
         raise IndexInputError(f"the documents gave {n_tokens} token vectors, fewer than n_centroids={k}")
@@ -257,12 +258,13 @@ def _merge(work: Path, n_blocks: int, settings: BuildSettings, meta: dict, model
     payload = np.lib.format.open_memmap(out / PAYLOAD[uncompressed], mode="w+",
                                         dtype=np.float16 if uncompressed else np.uint8,
                                         shape=(n_tokens, settings.dim if uncompressed else codec.bytes_per_vector))
-    ivf = _InvertedLists(work / "chunks", k, n_tokens)
+    ivf = _InvertedLists(work / "chunks", k, n_docs)
     for b in tqdm(range(n_blocks), desc="compressing", unit="chunk", disable=not verbose or n_blocks < 2):
         vectors = np.load(chunks / f"{b:08d}.npy")
         lo, hi = token_starts[b], token_starts[b + 1]
         codes[lo:hi], payload[lo:hi] = codec.encode(vectors.astype(np.float32))
-        ivf.add(np.asarray(codes[lo:hi]), first_token=lo)
+        pids = np.repeat(np.arange(doc_starts[b], doc_starts[b + 1]), records[b]["doclens"])
+        ivf.add(np.asarray(codes[lo:hi]), pids)
     codes.flush(), payload.flush()
     del codes, payload
     ivf.write(out)
@@ -296,33 +298,36 @@ def _sample(chunks: Path, token_starts: np.ndarray, size: int, seed: int) -> np.
 
 
 class _InvertedLists:
-    """Centroid -> ids of the token vectors assigned to it (ascending, so grouped by passage), collected chunk by
-    chunk into part files, then laid out in one array."""
+    """Centroid -> ids of the passages with a token vector assigned to it (each passage once per centroid, ascending),
+    collected chunk by chunk into part files, then laid out in one array."""
 
-    def __init__(self, folder: Path, n_centroids: int, n_tokens: int):
+    def __init__(self, folder: Path, n_centroids: int, n_docs: int):
         self.folder, self.n_centroids = folder, n_centroids
-        self.dtype = np.int32 if n_tokens < 2 ** 31 else np.int64
+        self.dtype = np.int32 if n_docs < 2 ** 31 else np.int64
         self.counts = np.zeros(n_centroids, dtype=np.int64)
         self.n_parts = 0
 
-    def add(self, codes: np.ndarray, first_token: int) -> None:
-        order = np.argsort(codes, kind="stable")
+    def add(self, codes: np.ndarray, pids: np.ndarray) -> None:
+        """``codes[i]``: the centroid of token vector ``i`` of the chunk; ``pids[i]``: its passage (ascending)."""
+        order = np.argsort(codes, kind="stable")  # stable: passages stay ascending within each centroid
+        codes, pids = codes[order], pids[order]
+        first = np.concatenate([[True], (codes[1:] != codes[:-1]) | (pids[1:] != pids[:-1])])
+        codes, pids = codes[first], pids[first]
         self.counts += np.bincount(codes, minlength=self.n_centroids)
-        np.savez(self.folder / f"{self.n_parts:08d}.ivf.npz", codes=codes[order],
-                 tokens=(order + first_token).astype(self.dtype))
+        np.savez(self.folder / f"{self.n_parts:08d}.ivf.npz", codes=codes, pids=pids.astype(self.dtype))
         self.n_parts += 1
 
     def write(self, out: Path) -> None:
         offsets = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
-        lists = np.lib.format.open_memmap(out / IVF_TOKENS, mode="w+", dtype=self.dtype, shape=(int(offsets[-1]),))
+        lists = np.lib.format.open_memmap(out / IVF_PIDS, mode="w+", dtype=self.dtype, shape=(int(offsets[-1]),))
         cursor = offsets[:-1].copy()
-        for part in range(self.n_parts):  # parts come in token order, so every list stays sorted
+        for part in range(self.n_parts):  # parts come in passage order, so every list stays sorted
             with np.load(self.folder / f"{part:08d}.ivf.npz") as data:
-                part_codes, part_tokens = data["codes"].astype(np.int64), data["tokens"]
+                part_codes, part_pids = data["codes"].astype(np.int64), data["pids"]
             counts = np.bincount(part_codes, minlength=self.n_centroids)
             group_start = np.cumsum(counts) - counts
             within = np.arange(len(part_codes)) - group_start[part_codes]
-            lists[cursor[part_codes] + within] = part_tokens
+            lists[cursor[part_codes] + within] = part_pids
             cursor += counts
         lists.flush()
         np.save(out / IVF_OFFSETS, offsets)
