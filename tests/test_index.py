@@ -296,6 +296,14 @@ def test_exhaustive_mode_equals_brute_force_maxsim(tmp_path, model, docs):
         np.testing.assert_allclose(got["score"], np.sort(hand)[::-1], rtol=1e-5, atol=1e-5)
         got_scores = dict(zip(got["docno"], got["score"]))
         np.testing.assert_allclose([got_scores[d["docno"]] for d in docs], hand, rtol=1e-5, atol=1e-5)
+    padded = Q[0].copy()
+    padded[len(padded) // 2:] = 0  # padding positions (no query augmentation), which exhaustive search skips
+    for query in (padded, np.zeros_like(padded)):
+        out = index.retriever(num_results=240, exhaustive=True)(pd.DataFrame({"qid": ["p"], "query_embs": [query]}))
+        got_scores = dict(zip(out["docno"], out["score"]))
+        hand = [hand_maxsim(query, d) for d in D]
+        np.testing.assert_allclose([got_scores[d["docno"]] for d in docs], hand, rtol=1e-5, atol=1e-5)
+    assert out["docno"].head(3).tolist() == [d["docno"] for d in docs[:3]]  # all score 0: ties go to the first
 
 
 def test_end_to_end_and_scorer_agree_with_exhaustive_on_stored_vectors(built):

@@ -180,8 +180,13 @@ class IndexReader:
     def exhaustive(self, Q: np.ndarray, num_results: int, verbose: bool = False, budget: int = 1 << 24
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top ``num_results`` (passage ids, scores) of each query ``Q [nq, Lq, dim]`` by MaxSim over every stored
-        passage, decompressed block by block; similarity matrices and decoded blocks stay near ``budget`` floats."""
+        passage, decompressed block by block; similarity matrices and decoded blocks stay near ``budget`` floats.
+        Under cosine similarity, query positions that are zero in every query (padding) are skipped: they score 0."""
         Q = np.ascontiguousarray(Q, dtype=np.float32)
+        if self.similarity == "cosine":  # a position that is zero in every query scores 0 everywhere: skip it
+            scoring = np.any(Q != 0, axis=(0, 2))
+            scoring[0] |= not scoring.any()  # all-zero queries still rank every passage (each scoring 0)
+            Q = np.ascontiguousarray(Q[:, scoring])
         per_batch = max(1, min(len(Q), budget // (Q.shape[1] * 4096)))  # at least 4,096 tokens per block
         block_tokens = max(4096, min(budget // (per_batch * Q.shape[1]), budget // Q.shape[2]))
         bounds = np.searchsorted(self.offsets, np.arange(0, self.offsets[-1], block_tokens), side="right") - 1
