@@ -41,7 +41,7 @@ import torch
 from pyterrier_clirkd import ColBERT, ColBERTIndex
 
 TARGETS = {"recall": 0.99, "bytes": 40.0, "mrr_loss": 0.01, "speedup": 20.0, "overhead": 1.1}
-MARGINAL = ("codes.npy", "residuals.npy", "vectors.npy", "ivf_tokens.npy", "doclens.npy", "docnos.txt")
+MARGINAL = ("codes.npy", "residuals.npy", "vectors.npy", "ivf_pids.npy", "doclens.npy", "docnos.txt")
 POS = (("noun", "n"), ("verb", "v"), ("adj", "a"), ("adv", "r"))
 
 
@@ -286,7 +286,8 @@ def main() -> None:
     parser.add_argument("--sweep-queries", type=int, default=500,
                         help="of those, searched at other nprobe / ncandidates settings")
     parser.add_argument("--latency-queries", type=int, default=50, help="queries timed one by one (speed corpus)")
-    parser.add_argument("--exhaustive-queries", type=int, default=5, help="of those, timed with exhaustive search")
+    parser.add_argument("--exhaustive-queries", type=int, default=20,
+                        help="of those, timed with exhaustive search (its time varies with the query's length)")
     parser.add_argument("--nbits", type=int, default=2, choices=[1, 2, 4, 16])
     parser.add_argument("--threads", type=int, default=2, help="threads for encoding and indexing")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "pyterrier_clirkd" / "benchmarks",
