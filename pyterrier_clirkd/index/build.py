@@ -9,7 +9,8 @@ The build happens in a work folder beside the target, ``.{name}.partial/``:
    whole stream, cheaply, and checks docnos).
 2. Merge (one process). k-means centroids are trained (faiss) on a random sample of the stored vectors (32 per
    centroid), every chunk is compressed into the final files, the inverted lists (centroid -> ids of the passages
-   with a token vector there) are built chunk by chunk, and ``pt_meta.json`` is written last. The finished folder is then renamed onto the target.
+   with a token vector there) are built chunk by chunk, and ``pt_meta.json`` is written last. The finished folder is
+   then renamed onto the target.
 
 A build that is killed keeps its completed chunks; running the same build again (same documents in the same order,
 same settings) skips them after checking their docnos, so no document is lost or duplicated. Bad input (a duplicate
