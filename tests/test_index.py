@@ -315,6 +315,21 @@ def test_end_to_end_and_scorer_agree_with_exhaustive_on_stored_vectors(built):
     pd.testing.assert_frame_equal(rescored[exact.columns], exact, atol=1e-5)
 
 
+def test_l2_index_end_to_end_equals_exhaustive_with_padded_queries(tmp_path, docs):
+    """Under l2 a zero (padding) query position scores -|d|^2, so neither search may drop it."""
+    model = ColBERT.from_pretrained(tiny_xlmr_folder(tmp_path / "l2"), device="cpu", similarity="l2",
+                                    query_augmentation=False, **SETTINGS)
+    index = ColBERTIndex(tmp_path / "l2.colbert", model, verbose=False).index(docs[:120])
+    Q = model.encode_queries(QUERIES)
+    assert (np.abs(Q).sum(-1) == 0).any()
+    topics = pt.new.queries(QUERIES)
+    exact = index.retriever(num_results=10, exhaustive=True)(topics)
+    every_cell = index.retriever(num_results=10, nprobe=index.meta()["n_centroids"], ncandidates=120)(topics)
+    pd.testing.assert_frame_equal(every_cell, exact, atol=1e-5)
+    stored, _ = index.payload().decode(index.payload().pids_of([exact["docno"][0]]))
+    assert exact["score"][0] == pytest.approx(sum(max(-np.sum((q - d) ** 2) for d in stored) for q in Q[0]), abs=1e-4)
+
+
 def test_retriever_keeps_query_columns_and_handles_empty_input(built):
     topics = pd.DataFrame({"qid": ["a", "b"], "query": ["river", "hamlet"], "query_0": ["fleuve", "hameau"],
                            "lang": ["fr", "fr"]})

@@ -3,10 +3,10 @@
 End-to-end search of one query (``Lq`` token vectors), after PLAID (Santhanam et al., 2022) and WARP (Scheerer et
 al., 2025):
 
-1. probe: query positions that score nothing (zero vectors) are dropped, and near-identical query tokens (cosine
-   >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped into directions; faiss finds the
-   ``nprobe`` nearest centroids of each (a direction that counts ``w`` times in the score is searched ``w`` times
-   deeper, at most ``8 * nprobe`` centroids);
+1. probe: query positions that score nothing (zero vectors, under cosine) are dropped, and near-identical query
+   tokens (cosine >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped into directions; faiss
+   finds the ``nprobe`` nearest centroids of each (a direction that counts ``w`` times in the score is searched ``w``
+   times deeper, at most ``8 * nprobe`` centroids);
 2. shortlist: the passages listed under those centroids are the candidates; when there are more than
    ``SHORTLIST * ncandidates``, they are ranked by a rough score, WARP's imputed centroid MaxSim: for each direction,
    the best of its probed centroids that list the passage, or, when none does, the score of its best unprobed
@@ -125,7 +125,8 @@ class IndexReader:
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``num_results`` (passage ids, scores) for one query's token vectors ``Q [Lq, dim]``."""
         Q = np.ascontiguousarray(Q, dtype=np.float32)
-        Q = Q[np.any(Q != 0, axis=1)]  # positions that score nothing (padding without query augmentation)
+        if self.similarity == "cosine":
+            Q = Q[np.any(Q != 0, axis=1)]  # positions that score nothing (padding without query augmentation)
         if not len(Q):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         directions, weights = _group_tokens(Q)
@@ -211,7 +212,7 @@ class IndexReader:
 def _group_tokens(Q: np.ndarray, threshold: float = 0.98) -> tuple[np.ndarray, np.ndarray]:
     """Query token vectors grouped greedily by cosine >= ``threshold``: (first vector of each group, group sizes)."""
     unit = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
-    close = unit @ unit.T >= threshold
+    close = (unit @ unit.T >= threshold) | np.all(Q[:, None] == Q[None], axis=-1)  # equal zero vectors too (l2)
     group = np.full(len(Q), -1)
     leaders = []
     for i in range(len(Q)):
