@@ -4,8 +4,8 @@ End-to-end search of one query (``Lq`` token vectors), after PLAID (Santhanam et
 al., 2025):
 
 1. probe: query positions that score nothing (zero vectors, under cosine) are dropped, and near-identical query
-   tokens (cosine >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped into directions; faiss
-   finds the ``nprobe`` nearest centroids of each (a direction that counts ``w`` times in the score is searched ``w``
+   tokens (cosine >= 0.98, e.g. augmentation tokens, which all point the same way) are grouped into directions; the
+   ``nprobe`` nearest centroids of each are probed (a direction that counts ``w`` times in the score is searched ``w``
    times deeper, at most ``8 * nprobe`` centroids);
 2. shortlist: the passages listed under those centroids are the candidates; when there are more than
    ``SHORTLIST * ncandidates``, they are ranked by a rough score, WARP's imputed centroid MaxSim: for each direction,
@@ -26,7 +26,6 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-import faiss
 import numpy as np
 import pandas as pd
 import pyterrier as pt
@@ -67,8 +66,6 @@ class IndexReader:
         self.ivf_pids = np.load(self.path / IVF_PIDS, mmap_mode=mmap_mode)
         self.ivf_offsets = np.load(self.path / IVF_OFFSETS)
         self.docnos = np.array((self.path / DOCNOS).read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
-        self._probe = faiss.IndexFlatIP(self.codec.dim) if self.similarity == "cosine" else faiss.IndexFlatL2(self.codec.dim)
-        self._probe.add(self.codec.centroids)
         self._pid_of: Optional[dict[str, int]] = None
         self._scratch = threading.local()  # one array over all passages per thread, for _distinct
 
@@ -131,7 +128,7 @@ class IndexReader:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         directions, weights = _group_tokens(Q)
         table = self.centroid_scores(directions)
-        cells, cell_direction, next_cells = self._probe_lists(directions, weights, nprobe)
+        cells, cell_direction, next_cells = self._probe_lists(table, weights, nprobe)
         unprobed = table[torch.from_numpy(next_cells), torch.arange(len(directions))]
         starts, ends = self.ivf_offsets[cells], self.ivf_offsets[cells + 1]
         listed = self.ivf_pids[_ranges(starts, ends)]
@@ -155,13 +152,13 @@ class IndexReader:
             table = 2 * table - centroids.pow(2).sum(1, keepdim=True) - D.pow(2).sum(1)[None]
         return table
 
-    def _probe_lists(self, directions: np.ndarray, weights: np.ndarray, nprobe: int
+    def _probe_lists(self, table: torch.Tensor, weights: np.ndarray, nprobe: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The probed centroids, direction by direction (see the module docstring): (centroid ids, the direction each
-        was probed for, and per direction its nearest centroid left unprobed, or its farthest one when every centroid
-        was probed)."""
+        """The probed centroids, direction by direction (see the module docstring), from the centroids' similarities
+        ``table [n_centroids, directions]``: (centroid ids, the direction each was probed for, and per direction its
+        nearest centroid left unprobed, or its farthest one when every centroid was probed)."""
         depth = np.minimum(np.minimum(nprobe * weights, 8 * nprobe), self.codec.n_centroids)
-        _, nearest = self._probe.search(directions, int(min(depth.max() + 1, self.codec.n_centroids)))
+        nearest = torch.topk(table, int(min(depth.max() + 1, self.codec.n_centroids)), dim=0).indices.T.numpy()
         cells = np.concatenate([row[:d] for row, d in zip(nearest, depth)])
         next_cells = nearest[np.arange(len(depth)), np.minimum(depth, nearest.shape[1] - 1)]
         return cells, np.repeat(np.arange(len(depth)), depth), next_cells
