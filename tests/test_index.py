@@ -396,11 +396,13 @@ def test_repeated_query_directions_are_grouped_and_probed_deeper(built):
     np.testing.assert_array_equal(leaders, Q[[0, 5, 6]])
     assert sizes.tolist() == [5, 1, 1]
     reader = built.payload()
-    cells, directions, next_cells = reader._probe_lists(reader.centroid_scores(leaders), sizes, nprobe=1)
+    table = reader.centroid_scores(leaders)
+    cells, directions, unprobed = reader._probe_lists(table, sizes, nprobe=1)
     nearest = np.argsort(-(leaders @ reader.codec.centroids.T), axis=1, kind="stable")  # no ties in random vectors
     np.testing.assert_array_equal(cells, np.concatenate([nearest[0, :5], nearest[1:, 0]]))
     assert directions.tolist() == [0] * 5 + [1, 2]
-    np.testing.assert_array_equal(next_cells, [nearest[0, 5], nearest[1, 1], nearest[2, 1]])
+    next_cells = [nearest[0, 5], nearest[1, 1], nearest[2, 1]]  # each direction's nearest unprobed centroid
+    np.testing.assert_array_equal(unprobed.numpy(), table.numpy()[next_cells, [0, 1, 2]])
 
 
 def test_imputed_rough_score_by_hand():

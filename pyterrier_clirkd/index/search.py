@@ -128,8 +128,7 @@ class IndexReader:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         directions, weights = _group_tokens(Q)
         table = self.centroid_scores(directions)
-        cells, cell_direction, next_cells = self._probe_lists(table, weights, nprobe)
-        unprobed = table[torch.from_numpy(next_cells), torch.arange(len(directions))]
+        cells, cell_direction, unprobed = self._probe_lists(table, weights, nprobe)
         starts, ends = self.ivf_offsets[cells], self.ivf_offsets[cells + 1]
         listed = self.ivf_pids[_ranges(starts, ends)]
         pids, slots = self._distinct(listed)
@@ -153,15 +152,16 @@ class IndexReader:
         return table
 
     def _probe_lists(self, table: torch.Tensor, weights: np.ndarray, nprobe: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """The probed centroids, direction by direction (see the module docstring), from the centroids' similarities
-        ``table [n_centroids, directions]``: (centroid ids, the direction each was probed for, and per direction its
-        nearest centroid left unprobed, or its farthest one when every centroid was probed)."""
+        ``table [n_centroids, directions]``: (centroid ids, the direction each was probed for, and per direction the
+        similarity of its nearest centroid left unprobed, or of its farthest one when every centroid was probed)."""
         depth = np.minimum(np.minimum(nprobe * weights, 8 * nprobe), self.codec.n_centroids)
-        nearest = torch.topk(table, int(min(depth.max() + 1, self.codec.n_centroids)), dim=0).indices.T.numpy()
-        cells = np.concatenate([row[:d] for row, d in zip(nearest, depth)])
-        next_cells = nearest[np.arange(len(depth)), np.minimum(depth, nearest.shape[1] - 1)]
-        return cells, np.repeat(np.arange(len(depth)), depth), next_cells
+        nearest = torch.topk(table, int(min(depth.max() + 1, self.codec.n_centroids)), dim=0)
+        ids = nearest.indices.T.numpy()
+        cells = np.concatenate([row[:d] for row, d in zip(ids, depth)])
+        unprobed = nearest.values.T[torch.arange(len(depth)), torch.from_numpy(np.minimum(depth, len(ids[0]) - 1))]
+        return cells, np.repeat(np.arange(len(depth)), depth), unprobed
 
     def _distinct(self, listed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the distinct passage ids in ``listed``, in no particular order; the position of each entry's passage among
