@@ -217,7 +217,8 @@ def sweep(index: ColBERTIndex, topics: pd.DataFrame, exact: pd.DataFrame, name: 
         label = "defaults (nprobe=16, ncandidates=4096)" if (nprobe, ncandidates) == (16, None) else \
             f"nprobe={nprobe}, ncandidates={ncandidates or 4096}"
         print(f"recall@100 vs exhaustive over stored vectors, {name}, {label}: {recall:.4f} "
-              f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)}, {encoding})")
+              f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)} on {torch.get_num_threads()} threads, "
+              f"{encoding})")
         default = recall if default is None else default
     return default
 

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -439,3 +440,26 @@ def test_in_memory_reader_gives_the_same_results(built):
     topics = pt.new.queries(QUERIES)
     in_memory = ColBERTIndex(built.path, built.model, in_memory=True)
     pd.testing.assert_frame_equal(in_memory.retriever(num_results=10)(topics), built.retriever(num_results=10)(topics))
+
+
+def test_queries_searched_on_several_threads_give_the_results_of_one(built, monkeypatch):
+    topics = pt.new.queries(QUERIES * 4)  # 20 queries, 5 distinct texts
+    topics["query"] = [f"{q} {i}" for i, q in enumerate(topics["query"])]  # all distinct
+    one = built.retriever(num_results=10, threads=1)(topics)
+    rescored_one = built.scorer(threads=1)(one.drop(columns=["score", "rank"]))
+    reader = built.payload()
+    threads_seen = set()
+    search = reader.search
+
+    def recording_search(*args, **kwargs):
+        threads_seen.add(threading.get_ident())
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "search", recording_search)
+    four = built.retriever(num_results=10, threads=4)
+    assert repr(four) == f"{built!r}.retriever(num_results=10, threads=4)"
+    pd.testing.assert_frame_equal(four(topics), one)
+    assert len(threads_seen) > 1
+    pd.testing.assert_frame_equal(built.scorer(threads=4)(one.drop(columns=["score", "rank"])), rescored_one)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        built.retriever(threads=0)

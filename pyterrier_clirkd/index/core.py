@@ -162,29 +162,33 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
 
     # ------------------------------------------------------------------ search
     def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = NPROBE,
-                  ncandidates: Optional[int] = None, batch_size: int = 64, verbose: bool = False) -> ColBERTRetriever:
+                  ncandidates: Optional[int] = None, batch_size: int = 64, threads: Optional[int] = None,
+                  verbose: bool = False) -> ColBERTRetriever:
         """Q -> R end to end: the passages with token vectors under each query token's ``nprobe`` nearest centroids
         are ranked by MaxSim over their tokens' centroids, and the ``ncandidates`` best (default
         ``max(4 * num_results, 4096)``) are scored by exact MaxSim over all their decompressed vectors (see
         ``pyterrier_clirkd.index.search``). ``exhaustive=True`` scores every passage instead. Larger
         ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take longer (see
-        ``benchmarks/index_search.py``).
+        ``benchmarks/index_search.py``). ``threads`` queries are searched at once (default: torch's thread count).
 
         Example::
 
             index.retriever(num_results=100)(pt.new.queries(["who wrote hamlet"]))
         """
         return ColBERTRetriever(self, num_results=num_results, query_model=query_model, exhaustive=exhaustive,
-                                nprobe=nprobe, ncandidates=ncandidates, batch_size=batch_size, verbose=verbose)
+                                nprobe=nprobe, ncandidates=ncandidates, batch_size=batch_size, threads=threads,
+                                verbose=verbose)
 
-    def scorer(self, *, query_model=None, batch_size: int = 64, verbose: bool = False) -> ColBERTScorer:
+    def scorer(self, *, query_model=None, batch_size: int = 64, threads: Optional[int] = None,
+               verbose: bool = False) -> ColBERTScorer:
         """R -> R re-scored by exact MaxSim over the stored (decompressed) vectors; no passage text needed.
+        ``threads`` queries are scored at once (default: torch's thread count).
 
         Example::
 
             (bm25 >> index.scorer())(topics)
         """
-        return ColBERTScorer(self, query_model=query_model, batch_size=batch_size, verbose=verbose)
+        return ColBERTScorer(self, query_model=query_model, batch_size=batch_size, threads=threads, verbose=verbose)
 
 
 def _reloads_as(model, fingerprint: str) -> bool:
