@@ -5,8 +5,9 @@ Two corpora, both WordNet 3.0 glosses (Debian ``wordnet-base``, fetched once wit
 * speed: ``--speed-docs`` passages (default 100,000) encoded by a small random encoder (2 layers, hidden 128, the
   offline backbone's tokenizer and ColBERT settings). Prints indexing throughput and its overhead over the encoder's
   own time (the encoder calls are timed inside the build), bytes per stored token vector, end-to-end and exhaustive
-  query latency (one query per call, query encoding included) at 1 and 2 threads, and recall@100 of end-to-end search
-  against exhaustive MaxSim over the stored vectors.
+  query latency (one query per call, query encoding included) at 1 and 2 threads, where search alone spends its time
+  (candidate generation, exact stage, and the bound the exact stage puts on the speed-up), and recall@100 of end-to-end
+  search against exhaustive MaxSim over the stored vectors.
 * quality: ``--quality-docs`` passages (default 10,000) encoded once by the offline backbone (``offline:me5-small``),
   then indexed from those vectors. Known-item queries: the lemma words of a sampled synset ("dog, domestic dog,
   Canis familiaris"), whose gloss is the one relevant passage. Prints MRR@10 of exhaustive full-precision MaxSim,
@@ -197,10 +198,38 @@ def speed_part(args, synsets: list[dict], work: Path, backbone_config, report: d
               f"p95 {1e3 * percentile(fast, 95):.1f} ms; exhaustive p50 {1e3 * percentile(slow, 50):.0f} ms "
               f"-> {speedup:.1f}x faster")
         report[f"speedup_{threads}"] = speedup
+    set_threads(1)
+    search_breakdown(index, index.built_model().encode_queries(queries[:args.exhaustive_queries]))
     set_threads(args.threads)
     topics = pt.new.queries(queries)
     exact = index.retriever(num_results=100, exhaustive=True)(topics)
     report["speed_recall"] = sweep(index, topics, exact, "speed corpus")
+
+
+def search_breakdown(index: ColBERTIndex, Q: np.ndarray, num_results: int = 100, ncandidates: int = 4096) -> None:
+    """Where end-to-end search spends its time, 1 thread, query vectors given, each query timed in turn for every
+    part (so that the machine's speed drifts alike for all): the whole search, its exact stage alone (MaxSim over
+    the same candidates: the search's top ``ncandidates`` are exactly its candidates) and exhaustive search. The
+    exact stage alone bounds the speed-up, whatever candidate generation costs."""
+    reader = index.payload()
+    parts = {"search": [], "exact": [], "exhaustive": []}
+
+    def timed(part: str, fn, *args) -> None:
+        start = time.perf_counter()
+        fn(*args)
+        parts[part].append(time.perf_counter() - start)
+
+    for q in Q:
+        candidates, _ = reader.search(q, ncandidates, ncandidates=ncandidates)
+        timed("search", reader.search, q, num_results)
+        timed("exact", reader.maxsim, torch.from_numpy(q[np.any(q != 0, axis=1)])[None], np.sort(candidates))
+        timed("exhaustive", reader.exhaustive, q[None], num_results)
+    median = {part: statistics.median(times) for part, times in parts.items()}
+    print(f"search alone (query vectors given, 1 thread, p50 over {len(Q)} queries): end to end "
+          f"{1e3 * median['search']:.1f} ms, of which exact MaxSim over its {ncandidates:,} candidates "
+          f"{1e3 * median['exact']:.1f} ms; exhaustive {1e3 * median['exhaustive']:.0f} ms -> "
+          f"{median['exhaustive'] / median['search']:.1f}x; the exact stage alone bounds it at "
+          f"{median['exhaustive'] / median['exact']:.1f}x")
 
 
 def sweep(index: ColBERTIndex, topics: pd.DataFrame, exact: pd.DataFrame, name: str) -> float:
