@@ -246,9 +246,17 @@ def sweep(index: ColBERTIndex, topics: pd.DataFrame, exact: pd.DataFrame, name: 
         label = "defaults (nprobe=16, ncandidates=4096)" if (nprobe, ncandidates) == (16, None) else \
             f"nprobe={nprobe}, ncandidates={ncandidates or 4096}"
         print(f"recall@100 vs exhaustive over stored vectors, {name}, {label}: {recall:.4f} "
-              f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)} on {torch.get_num_threads()} threads, "
-              f"{encoding})")
+              f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)}, torch on {torch.get_num_threads()} "
+              f"threads, {encoding})")
         default = recall if default is None else default
+    threads = torch.get_num_threads()
+    set_threads(1)
+    start = time.perf_counter()
+    index.retriever(num_results=100, threads=threads)(topics)
+    seconds = (time.perf_counter() - start) / len(topics)
+    set_threads(threads)
+    print(f"  defaults with threads={threads}: {1e3 * seconds:.1f} ms/query ({threads} queries at once, torch on 1 "
+          f"thread each)")
     return default
 
 

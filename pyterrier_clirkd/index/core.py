@@ -162,14 +162,14 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
 
     # ------------------------------------------------------------------ search
     def retriever(self, num_results: int = 1000, *, query_model=None, exhaustive: bool = False, nprobe: int = NPROBE,
-                  ncandidates: Optional[int] = None, batch_size: int = 64, threads: Optional[int] = None,
+                  ncandidates: Optional[int] = None, batch_size: int = 64, threads: int = 1,
                   verbose: bool = False) -> ColBERTRetriever:
         """Q -> R end to end: the passages with token vectors under each query token's ``nprobe`` nearest centroids
         are ranked by MaxSim over their tokens' centroids, and the ``ncandidates`` best (default
         ``max(4 * num_results, 4096)``) are scored by exact MaxSim over all their decompressed vectors (see
         ``pyterrier_clirkd.index.search``). ``exhaustive=True`` scores every passage instead. Larger
         ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take longer (see
-        ``benchmarks/index_search.py``). ``threads`` queries are searched at once (default: torch's thread count).
+        ``benchmarks/index_search.py``). ``threads`` queries are searched at once (see :class:`ColBERTRetriever`).
 
         Example::
 
@@ -179,10 +179,10 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
                                 nprobe=nprobe, ncandidates=ncandidates, batch_size=batch_size, threads=threads,
                                 verbose=verbose)
 
-    def scorer(self, *, query_model=None, batch_size: int = 64, threads: Optional[int] = None,
+    def scorer(self, *, query_model=None, batch_size: int = 64, threads: int = 1,
                verbose: bool = False) -> ColBERTScorer:
         """R -> R re-scored by exact MaxSim over the stored (decompressed) vectors; no passage text needed.
-        ``threads`` queries are scored at once (default: torch's thread count).
+        ``threads`` queries are scored at once.
 
         Example::
 
