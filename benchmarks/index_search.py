@@ -111,15 +111,23 @@ def marginal_bytes(path: Path) -> tuple[int, int]:
     return marginal, sum(f.stat().st_size for f in files) - marginal
 
 
-def latencies(transformer, queries: list[str]) -> list[float]:
-    """Seconds per call, one query per call."""
-    times = []
+def latencies(transformer, queries: list[str], slow=None, n_slow: int = 0) -> tuple[list[float], list[float]]:
+    """Seconds per call, one query per call: ``transformer`` on every query, and ``slow`` on ``n_slow`` of them spread
+    among the others (so that both see the same drift in this shared machine's speed)."""
+    fast_times, slow_times = [], []
+    stride = max(1, len(queries) // max(n_slow, 1))
+
+    def timed(run, topic, into: list[float]) -> None:
+        start = time.perf_counter()
+        run(topic)
+        into.append(time.perf_counter() - start)
+
     for i, q in enumerate(queries):
         topic = pt.new.queries([q], qid=[str(i)])
-        start = time.perf_counter()
-        transformer(topic)
-        times.append(time.perf_counter() - start)
-    return times
+        timed(transformer, topic, fast_times)
+        if slow is not None and i % stride == 0 and len(slow_times) < n_slow:
+            timed(slow, topic, slow_times)
+    return fast_times, slow_times
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -191,8 +199,8 @@ def speed_part(args, synsets: list[dict], work: Path, backbone_config, report: d
         set_threads(threads)
         e2e = index.retriever(num_results=100)
         latencies(e2e, queries[:3])  # warm up
-        fast = latencies(e2e, queries)
-        slow = latencies(index.retriever(num_results=100, exhaustive=True), queries[:args.exhaustive_queries])
+        fast, slow = latencies(e2e, queries, index.retriever(num_results=100, exhaustive=True),
+                               args.exhaustive_queries)
         speedup = statistics.median(slow) / statistics.median(fast)
         print(f"latency, {threads} thread{'s' * (threads > 1)}: end-to-end p50 {1e3 * percentile(fast, 50):.1f} ms, "
               f"p95 {1e3 * percentile(fast, 95):.1f} ms; exhaustive p50 {1e3 * percentile(slow, 50):.0f} ms "
