@@ -333,10 +333,10 @@ class ColBERTRetriever(_IndexTransformer):
         exact = index.retriever(num_results=100, exhaustive=True)  # every passage
         retriever(pt.new.queries(["who wrote hamlet"]))
 
-    ``threads=2`` or more searches that many queries at once end to end (exhaustive search batches them instead),
-    for throughput over many queries (1.25-1.5x the
-    queries per second with 2 on 2 cores). Each query's torch operations still use torch's own threads, so on a
-    machine with many cores also lower ``torch.set_num_threads`` to keep their product near the number of cores.
+    ``threads=2`` or more searches that many queries at once end to end (exhaustive search batches them instead), for
+    throughput over many queries: 1.25-1.5x the queries per second with 2 on 2 cores. Each query's torch operations
+    still use torch's own threads, so on a machine with many cores also lower ``torch.set_num_threads`` to keep their
+    product near the number of cores. Each query thread keeps a scratch array of 4 bytes per passage.
     """
 
     def __init__(self, index, num_results: int = 1000, query_model=None, exhaustive: bool = False, nprobe: int = NPROBE,
