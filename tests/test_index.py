@@ -17,7 +17,6 @@ from pyterrier_clirkd import ColBERT, ColBERTIndex
 from pyterrier_clirkd.index import IndexInputError, ResidualCodec
 from pyterrier_clirkd.index.build import partial_folder
 from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
-from pyterrier_clirkd.index import search as search_module
 from pyterrier_clirkd.index.search import _group_tokens, _imputed_maxsim, _weighted_maxsim
 from tiny_models import tiny_xlmr_folder
 
@@ -464,28 +463,3 @@ def test_queries_searched_on_several_threads_give_the_results_of_one(built, monk
     pd.testing.assert_frame_equal(built.scorer(threads=4)(one.drop(columns=["score", "rank"])), rescored_one)
     with pytest.raises(ValueError, match="threads must be at least 1"):
         built.retriever(threads=0)
-
-
-def test_token_scores_decoded_in_blocks_on_several_threads_equal_hand_scores(built, model, monkeypatch):
-    reader = built.payload()
-    Q = torch.from_numpy(model.encode_queries(QUERIES[:2]).reshape(-1, SETTINGS["dim"]))
-    tokens = np.arange(reader.offsets[-1])[::-1].copy()  # every stored vector, in an order of their own
-    vectors, _ = reader.decode(np.arange(len(reader)))
-    hand = vectors[tokens] @ Q.numpy().T  # decoded (and re-normalised) vectors, scored by hand
-    threads_seen = set()
-    decode = reader.codec.decode
-
-    def recording_decode(*args, **kwargs):
-        threads_seen.add(threading.get_ident())
-        return decode(*args, **kwargs)
-
-    monkeypatch.setattr(reader.codec, "decode", recording_decode)
-    monkeypatch.setattr(search_module, "DECODE_BLOCK", 7)  # hundreds of blocks
-    threads = torch.get_num_threads()
-    torch.set_num_threads(4)
-    try:
-        scores = reader.token_scores(Q, tokens)
-    finally:
-        torch.set_num_threads(threads)
-    assert len(tokens) > 100 * 7 and len(threads_seen) > 1
-    np.testing.assert_allclose(scores.numpy(), hand, rtol=1e-5, atol=1e-5)
