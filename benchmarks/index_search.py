@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -111,22 +112,23 @@ def marginal_bytes(path: Path) -> tuple[int, int]:
     return marginal, sum(f.stat().st_size for f in files) - marginal
 
 
+def timed(fn, *args) -> tuple[Any, float]:
+    """(``fn(*args)``, the seconds it took)."""
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
 def latencies(transformer, queries: list[str], slow=None, n_slow: int = 0) -> tuple[list[float], list[float]]:
     """Seconds per call, one query per call: ``transformer`` on every query, and ``slow`` on ``n_slow`` of them spread
     among the others (so that both see the same drift in this shared machine's speed)."""
     fast_times, slow_times = [], []
     stride = max(1, len(queries) // max(n_slow, 1))
-
-    def timed(run, topic, into: list[float]) -> None:
-        start = time.perf_counter()
-        run(topic)
-        into.append(time.perf_counter() - start)
-
     for i, q in enumerate(queries):
         topic = pt.new.queries([q], qid=[str(i)])
-        timed(transformer, topic, fast_times)
+        fast_times.append(timed(transformer, topic)[1])
         if slow is not None and i % stride == 0 and len(slow_times) < n_slow:
-            timed(slow, topic, slow_times)
+            slow_times.append(timed(slow, topic)[1])
     return fast_times, slow_times
 
 
@@ -220,18 +222,13 @@ def search_breakdown(index: ColBERTIndex, Q: np.ndarray, num_results: int = 100,
     the same candidates: the search's top ``ncandidates`` are exactly its candidates) and exhaustive search. The
     exact stage alone bounds the speed-up, whatever candidate generation costs."""
     reader = index.payload()
-    parts = {"search": [], "exact": [], "exhaustive": []}
-
-    def timed(part: str, fn, *args) -> None:
-        start = time.perf_counter()
-        fn(*args)
-        parts[part].append(time.perf_counter() - start)
-
+    parts: dict[str, list[float]] = {"search": [], "exact": [], "exhaustive": []}
     for q in Q:
         candidates, _ = reader.search(q, ncandidates, ncandidates=ncandidates)
-        timed("search", reader.search, q, num_results)
-        timed("exact", reader.maxsim, torch.from_numpy(q[np.any(q != 0, axis=1)])[None], np.sort(candidates))
-        timed("exhaustive", reader.exhaustive, q[None], num_results)
+        parts["search"].append(timed(reader.search, q, num_results)[1])
+        parts["exact"].append(timed(reader.maxsim, torch.from_numpy(q[np.any(q != 0, axis=1)])[None],
+                                    np.sort(candidates))[1])
+        parts["exhaustive"].append(timed(reader.exhaustive, q[None], num_results)[1])
     median = {part: statistics.median(times) for part, times in parts.items()}
     print(f"search alone (query vectors given, 1 thread, p50 over {len(Q)} queries): end to end "
           f"{1e3 * median['search']:.1f} ms, of which exact MaxSim over its {ncandidates:,} candidates "
@@ -247,24 +244,20 @@ def sweep(index: ColBERTIndex, topics: pd.DataFrame, exact: pd.DataFrame, name: 
     encoding = "query vectors given" if "query_embs" in topics.columns else "query encoding included"
     for nprobe, ncandidates in ((16, None), (8, None), (32, None), (16, 2048), (16, 8192)):
         retriever = index.retriever(num_results=100, nprobe=nprobe, ncandidates=ncandidates)
-        start = time.perf_counter()
-        run = retriever(topics)
-        seconds = (time.perf_counter() - start) / len(topics)
+        run, seconds = timed(retriever, topics)
         recall = recall_at(run, exact, 100)
         label = "defaults (nprobe=16, ncandidates=4096)" if (nprobe, ncandidates) == (16, None) else \
             f"nprobe={nprobe}, ncandidates={ncandidates or 4096}"
         print(f"recall@100 vs exhaustive over stored vectors, {name}, {label}: {recall:.4f} "
-              f"({1e3 * seconds:.1f} ms/query in a batch of {len(topics)}, torch on {torch.get_num_threads()} "
-              f"threads, {encoding})")
+              f"({1e3 * seconds / len(topics):.1f} ms/query in a batch of {len(topics)}, "
+              f"torch on {torch.get_num_threads()} threads, {encoding})")
         default = recall if default is None else default
     threads = torch.get_num_threads()
     set_threads(1)
-    start = time.perf_counter()
-    index.retriever(num_results=100, threads=threads)(topics)
-    seconds = (time.perf_counter() - start) / len(topics)
+    _, seconds = timed(index.retriever(num_results=100, threads=threads), topics)
     set_threads(threads)
-    print(f"  defaults with threads={threads}: {1e3 * seconds:.1f} ms/query ({threads} queries at once, torch on 1 "
-          f"thread each)")
+    print(f"  defaults with threads={threads}: {1e3 * seconds / len(topics):.1f} ms/query ({threads} queries at once, "
+          f"torch on 1 thread each)")
     return default
 
 
