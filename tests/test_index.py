@@ -103,7 +103,7 @@ def test_codec_more_bits_less_error_and_fp16_is_exact():
 @pytest.mark.parametrize("similarity", ["cosine", "l2"])
 def test_centroid_assignment_with_torch_equals_brute_force_and_faiss(similarity, monkeypatch):
     """The device path (torch, used on a GPU) and the faiss path pick the same nearest centroids as numpy by hand."""
-    import pyterrier_clirkd.index.codec as codec_module
+    import pyterrier_clirkd.index.centroids as centroids_module
 
     rng = np.random.default_rng(3)
     x = clustered_vectors(1000, 16, rng) * (1 if similarity == "cosine" else rng.uniform(0.5, 2, (1000, 1)))
@@ -113,9 +113,65 @@ def test_centroid_assignment_with_torch_equals_brute_force_and_faiss(similarity,
         expected = np.argmax(x @ C.T, axis=1)
     else:
         expected = np.argmin(((x[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
-    monkeypatch.setattr(codec_module, "ASSIGN_BLOCK", 128)  # several blocks
+    monkeypatch.setattr(centroids_module, "ASSIGN_BLOCK", 128)  # several blocks
     np.testing.assert_array_equal(codec.assign(x, device="cpu"), expected)  # torch, as on a GPU
-    np.testing.assert_array_equal(codec._search.search(x.astype(np.float32), 1)[1][:, 0], expected)  # faiss
+    np.testing.assert_array_equal(codec._assigner._faiss.search(x, 1)[1][:, 0], expected)  # faiss
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "l2"])
+def test_two_level_centroids_and_assignment(similarity, monkeypatch, tmp_path):
+    """Past TWO_LEVEL_ABOVE centroids: coarse cells own consecutive centroids in proportion to their sample points,
+    and each vector goes to its nearest centroid among those of the COARSE_NEIGHBOURS cells nearest to its own cell
+    (checked by hand with numpy), which is its exact nearest centroid for most vectors; torch and the saved codec
+    agree."""
+    import pyterrier_clirkd.index.centroids as centroids_module
+
+    monkeypatch.setattr(centroids_module, "TWO_LEVEL_ABOVE", 16)
+    monkeypatch.setattr(centroids_module, "COARSE_NEIGHBOURS", 2)
+    monkeypatch.setattr(centroids_module, "ASSIGN_BLOCK", 64)
+    rng = np.random.default_rng(5)
+    x = clustered_vectors(4000, 16, rng) * (1 if similarity == "cosine" else rng.uniform(0.5, 2, (4000, 1)))
+    codec = ResidualCodec.train(x, n_centroids=64, nbits=2, similarity=similarity)
+    coarse, offsets = codec.cells
+    assert codec.n_centroids == 64 and len(coarse) == 8 and offsets[0] == 0 and offsets[-1] == 64
+
+    def nearest(vectors, centroids):  # index of the nearest centroid, by hand
+        if similarity == "cosine":
+            return np.argmax(vectors @ centroids.T, axis=1)
+        return np.argmin(((vectors[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)
+
+    cell = nearest(x, coarse)
+    owned = np.diff(offsets) > 0
+    own_count = np.bincount(cell, minlength=8)  # the sample's points per cell (the whole sample trained them)
+    np.testing.assert_allclose(np.diff(offsets), own_count * 64 / len(x), atol=1)
+    expected = np.empty(len(x), dtype=np.int64)
+    for j in range(8):
+        neighbour_cells = [c for c in np.argsort(-_score_matrix(coarse[j:j + 1], coarse, similarity)[0])
+                           if owned[c]][:2]
+        members = np.concatenate([np.arange(offsets[c], offsets[c + 1]) for c in neighbour_cells])
+        rows = cell == j
+        expected[rows] = members[nearest(x[rows], codec.centroids[members])]
+    codes = codec.assign(x)
+    np.testing.assert_array_equal(codes, expected)
+    assert (codes == nearest(x, codec.centroids)).mean() > 0.9
+    np.testing.assert_array_equal(codec.assign(x, device="cpu"), expected)
+    codec.save(tmp_path)
+    again = ResidualCodec.load(tmp_path)
+    np.testing.assert_array_equal(again.cells.offsets, offsets)
+    np.testing.assert_array_equal(again.encode(x)[0], codes)
+
+
+def _score_matrix(a: np.ndarray, b: np.ndarray, similarity: str) -> np.ndarray:
+    """Larger is nearer: inner products, or negative squared distances."""
+    return a @ b.T if similarity == "cosine" else -((a[:, None, :] - b[None]) ** 2).sum(-1)
+
+
+def test_apportion_splits_in_proportion_with_largest_remainders():
+    from pyterrier_clirkd.index.centroids import _apportion
+
+    np.testing.assert_array_equal(_apportion(np.array([10, 0, 5, 1]), 8), [5, 0, 3, 0])  # shares 5, 0, 2.5, 0.5
+    np.testing.assert_array_equal(_apportion(np.array([3, 3, 3]), 9), [3, 3, 3])
+    np.testing.assert_array_equal(_apportion(np.array([1, 100]), 10), [0, 10])  # shares 0.099, 9.9
 
 
 def test_bit_packing_round_trip():

@@ -7,10 +7,10 @@ The build happens in a work folder beside the target, ``.{name}.partial/``:
    complete), so memory holds one block of vectors at a time (plus the docnos seen so far, to catch duplicates).
    With ``torchrun``, process ``r`` of ``w`` encodes the blocks ``b`` with ``b % w == r`` (every process reads the
    whole stream, cheaply, and checks docnos).
-2. Merge (one process). k-means centroids are trained (faiss) on a random sample of the stored vectors (32 per
-   centroid), every chunk is compressed into the final files, the inverted lists (centroid -> ids of the passages
-   with a token vector there) are built chunk by chunk, and ``pt_meta.json`` is written last. The finished folder is
-   then renamed onto the target.
+2. Merge (one process). k-means centroids are trained (faiss; in two levels past 4,096 centroids) on a random sample
+   of the stored vectors (32 per centroid), every chunk is compressed into the final files, the inverted lists
+   (centroid -> ids of the passages with a token vector there) are built chunk by chunk, and ``pt_meta.json`` is
+   written last. The finished folder is then renamed onto the target.
 
 A build that is killed keeps its completed chunks; running the same build again (same documents in the same order,
 same settings) skips them after checking their docnos, so no document is lost or duplicated. Bad input (a duplicate

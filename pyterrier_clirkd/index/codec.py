@@ -18,16 +18,17 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import faiss
 import numpy as np
 import torch
+
+from .centroids import CentroidAssigner, CoarseCells, kmeans
 
 NBITS = (1, 2, 4, 16)
 CENTROIDS = "centroids.npy"
 BUCKETS = "buckets.npz"
 CODEC = "codec.json"
+COARSE = "coarse.npz"
 BUCKET_SAMPLE = 1 << 16
-ASSIGN_BLOCK = 1 << 15  # vectors scored against all centroids at once on a device
 
 
 def auto_n_centroids(n_tokens: int) -> int:
@@ -51,7 +52,8 @@ class ResidualCodec:
     """
 
     def __init__(self, centroids: np.ndarray, nbits: int, similarity: str = "cosine",
-                 cutoffs: Optional[np.ndarray] = None, weights: Optional[np.ndarray] = None):
+                 cutoffs: Optional[np.ndarray] = None, weights: Optional[np.ndarray] = None,
+                 cells: Optional[CoarseCells] = None):
         if nbits not in NBITS:
             raise ValueError(f"nbits must be one of {NBITS}, not {nbits!r}")
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
@@ -63,8 +65,8 @@ class ResidualCodec:
                              f"(dim={self.dim}, nbits={nbits})")
         self.cutoffs = cutoffs  # [dim, 2**nbits - 1] float32, ascending per dimension
         self.weights = weights  # [dim, 2**nbits] float32: the value each bucket decodes to
-        self._search = faiss.IndexFlatIP(self.dim) if similarity == "cosine" else faiss.IndexFlatL2(self.dim)
-        self._search.add(self.centroids)
+        self.cells = cells  # the coarse level of two-level centroids (see .centroids), else None
+        self._assigner = CentroidAssigner(self.centroids, similarity, cells)
         if nbits != 16 and weights is None:
             raise ValueError(f"a {nbits}-bit codec needs its residual bucket cutoffs and weights")
         self._table = None if nbits == 16 else _byte_table(self.weights, nbits)
@@ -87,49 +89,28 @@ class ResidualCodec:
     @classmethod
     def train(cls, sample: np.ndarray, n_centroids: int, nbits: int = 2, similarity: str = "cosine",
               iters: int = 4, seed: int = 0) -> "ResidualCodec":
-        """k-means centroids (faiss; spherical for cosine) and residual buckets from a sample of token vectors."""
-        sample = np.ascontiguousarray(sample, dtype=np.float32)
-        if len(sample) < n_centroids:
-            raise ValueError(f"k-means needs at least as many vectors as centroids ({len(sample)} < {n_centroids})")
-        kmeans = faiss.Kmeans(sample.shape[1], n_centroids, niter=iters, seed=seed, spherical=similarity == "cosine",
-                              max_points_per_centroid=len(sample), min_points_per_centroid=1, verbose=False)
-        kmeans.train(sample)
+        """k-means centroids (faiss; spherical for cosine; in two levels for many centroids, see
+        :mod:`.centroids`) and residual buckets from a sample of token vectors."""
+        centroids, cells = kmeans(sample, n_centroids, similarity, iters, seed)
         if nbits == 16:
-            return cls(kmeans.centroids, nbits, similarity)
+            return cls(centroids, nbits, similarity, cells=cells)
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
         if len(sample) > BUCKET_SAMPLE:  # quantiles need far fewer points than k-means
             sample = sample[np.random.default_rng(seed).choice(len(sample), BUCKET_SAMPLE, replace=False)]
-        residuals = sample - kmeans.centroids[cls(kmeans.centroids, 16, similarity).assign(sample)]
+        residuals = sample - centroids[CentroidAssigner(centroids, similarity, cells).assign(sample)]
         cutoffs, weights = residual_buckets(residuals, nbits)
-        return cls(kmeans.centroids, nbits, similarity, cutoffs, weights)
+        return cls(centroids, nbits, similarity, cutoffs, weights, cells)
 
     # ------------------------------------------------------------------ encoding and decoding
     def assign(self, vectors: np.ndarray, device: Optional[str | torch.device] = None) -> np.ndarray:
-        """The nearest centroid of each vector (largest inner product for cosine, smallest distance for l2).
-
-        With ``device`` (default: the GPU when there is one) the scores are torch matrix products on that device,
-        ``ASSIGN_BLOCK`` vectors at a time; else faiss on the CPU. At XOR-TyDi scale (billions of vectors against
-        65,536 centroids) that is minutes on one GPU instead of many hours on the CPUs.
+        """The nearest centroid of each vector (among those of the nearest coarse cells for two-level centroids), on
+        ``device`` (default: the GPU when there is one); see :class:`.centroids.CentroidAssigner`.
 
         Example::
 
             codes = codec.assign(vectors)                  # [n] centroid ids
         """
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if device is None and torch.cuda.is_available():
-            device = "cuda"
-        if device is None:
-            _, ids = self._search.search(vectors, 1)
-            return ids[:, 0].astype(self.code_dtype)
-        centroids = torch.from_numpy(self.centroids).to(device)
-        # nearest in l2: argmin |x - c|^2 = argmax x.c - |c|^2 / 2
-        bias = None if self.similarity == "cosine" else -0.5 * centroids.pow(2).sum(1)
-        codes = np.empty(len(vectors), dtype=self.code_dtype)
-        for lo in range(0, len(vectors), ASSIGN_BLOCK):
-            scores = torch.from_numpy(vectors[lo:lo + ASSIGN_BLOCK]).to(device) @ centroids.T
-            if bias is not None:
-                scores += bias
-            codes[lo:lo + ASSIGN_BLOCK] = scores.argmax(1).cpu().numpy()
-        return codes
+        return self._assigner.assign(vectors, device).astype(self.code_dtype)
 
     def encode(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Centroid ids ``[n]`` and the payload: packed residual buckets ``uint8 [n, dim*nbits/8]``, or float16
@@ -168,6 +149,8 @@ class ResidualCodec:
         np.save(folder / CENTROIDS, self.centroids)
         if self.nbits != 16:
             np.savez(folder / BUCKETS, cutoffs=self.cutoffs, weights=self.weights)
+        if self.cells is not None:
+            np.savez(folder / COARSE, centroids=self.cells.centroids, offsets=self.cells.offsets)
         (folder / CODEC).write_text(json.dumps({"nbits": self.nbits, "similarity": self.similarity}) + "\n")
 
     @classmethod
@@ -175,8 +158,12 @@ class ResidualCodec:
         folder = Path(folder)
         settings = json.loads((folder / CODEC).read_text())
         buckets = np.load(folder / BUCKETS) if settings["nbits"] != 16 else {}
+        cells = None
+        if (folder / COARSE).exists():
+            with np.load(folder / COARSE) as coarse:
+                cells = CoarseCells(coarse["centroids"], coarse["offsets"])
         return cls(np.load(folder / CENTROIDS), settings["nbits"], settings["similarity"],
-                   buckets.get("cutoffs"), buckets.get("weights"))
+                   buckets.get("cutoffs"), buckets.get("weights"), cells)
 
     def __repr__(self) -> str:
         return f"ResidualCodec(n_centroids={self.n_centroids}, dim={self.dim}, nbits={self.nbits})"
