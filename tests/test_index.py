@@ -519,3 +519,30 @@ def test_queries_searched_on_several_threads_give_the_results_of_one(built, monk
     pd.testing.assert_frame_equal(built.scorer(threads=4)(one.drop(columns=["score", "rank"])), rescored_one)
     with pytest.raises(ValueError, match="threads must be at least 1"):
         built.retriever(threads=0)
+
+
+def test_exact_stage_stops_when_no_candidate_left_can_enter_the_top(monkeypatch):
+    """Step 4 of search: candidates ranked by estimate are scored exactly until the next estimate, plus the largest
+    excess of an exact score over its estimate so far, falls below the num_results-th best exact score."""
+    import pyterrier_clirkd.index.search as search_module
+    from pyterrier_clirkd.index.search import IndexReader
+
+    monkeypatch.setattr(search_module, "FIRST_EXACT", 2)
+    monkeypatch.setattr(search_module, "EXACT_BLOCK", 1)
+    exact = {0: 5.0, 1: 6.0, 2: 7.0, 3: 9.0}
+
+    class Stub:  # exact MaxSim looked up in `exact`
+        def maxsim(self, Q, pids):
+            return np.array([[exact[p] for p in pids]])
+
+    pids = np.array([0, 1, 2, 3])
+    # after 0 and 1: best 6.0, largest excess 6.0 - 4.9 = 1.1; 5.0 + 1.1 >= 6.0, so 2 is scored; then best 7.0,
+    # excess 2.0, and 1.0 + 2.0 < 7.0: 3 is not scored (its excess of 8.0 is more than any seen: the rule's price)
+    got_pids, got_scores = IndexReader._exact_while_promising(Stub(), None, pids, np.array([5.0, 4.9, 5.0, 1.0]), 1)
+    assert got_pids.tolist() == [0, 1, 2] and got_scores.tolist() == [5.0, 6.0, 7.0]
+    # 4.0 + 1.1 < 6.0: stops after the first two
+    got_pids, _ = IndexReader._exact_while_promising(Stub(), None, pids, np.array([5.0, 4.9, 4.0, 1.0]), 1)
+    assert got_pids.tolist() == [0, 1]
+    # with 2 results the threshold is the 2nd best (5.0): every candidate stays promising, all are scored
+    got_pids, _ = IndexReader._exact_while_promising(Stub(), None, pids, np.array([5.0, 4.9, 4.0, 3.0]), 2)
+    assert got_pids.tolist() == [0, 1, 2, 3]

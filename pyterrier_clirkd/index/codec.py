@@ -32,10 +32,14 @@ BUCKET_SAMPLE = 1 << 16
 
 
 def auto_n_centroids(n_tokens: int) -> int:
-    """The default number of centroids: a power of two near ``4 * sqrt(n_tokens)`` (2,048 for 200,000 token
-    vectors, 4,096 for 2 million), at most ``n_tokens / 8`` (so every centroid has some training points), between 1
-    and 65,536 (so ids fit in 16 bits)."""
-    target = 4 * np.sqrt(max(n_tokens, 1))
+    """The default number of centroids: a power of two near ``16 * sqrt(n_tokens)``, as PLAID (8,192 for 200,000 token
+    vectors, 16,384 for 2 million), at most ``n_tokens / 8`` (so every centroid has some training points), between 1
+    and 65,536 (so ids fit in 16 bits). Finer centroids bring the centroid-only estimate that ranks candidates closer
+    to exact MaxSim, so fewer candidates need exact scoring: on 100,000 WordNet glosses (2 million vectors, random
+    encoder, ``benchmarks/index_search.py``), end-to-end search finds 0.986 of the exhaustive top 100 in 21 ms with
+    16,384 centroids (probing 64 per query token), 0.981 in 33 ms with 4,096 (probing 16). Training and assigning
+    that many centroids runs in two levels (:mod:`.centroids`)."""
+    target = 16 * np.sqrt(max(n_tokens, 1))
     k = 2 ** int(np.round(np.log2(target)))
     while k > 1 and k > n_tokens / 8:
         k //= 2

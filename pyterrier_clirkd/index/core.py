@@ -165,11 +165,12 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
                   ncandidates: Optional[int] = None, batch_size: int = 64, threads: int = 1,
                   verbose: bool = False) -> ColBERTRetriever:
         """Q -> R end to end: the passages with token vectors under each query token's ``nprobe`` nearest centroids
-        are ranked by MaxSim over their tokens' centroids, and the ``ncandidates`` best (default
-        ``max(4 * num_results, 4096)``) are scored by exact MaxSim over all their decompressed vectors (see
-        ``pyterrier_clirkd.index.search``). ``exhaustive=True`` scores every passage instead. Larger
-        ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take longer (see
-        ``benchmarks/index_search.py``). ``threads`` queries are searched at once (see :class:`ColBERTRetriever`).
+        are ranked by MaxSim over their tokens' centroids, and the best are scored by exact MaxSim over all their
+        decompressed vectors, at most ``ncandidates`` (default ``max(4 * num_results, 4096)``), fewer when the rest
+        cannot reach the top ``num_results`` (see ``pyterrier_clirkd.index.search``). ``exhaustive=True`` scores
+        every passage instead. Larger ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take
+        longer (see ``benchmarks/index_search.py``). ``threads`` queries are searched at once (see
+        :class:`ColBERTRetriever`).
 
         Example::
 
