@@ -47,9 +47,7 @@ def kmeans(sample: np.ndarray, n_centroids: int, similarity: str = "cosine", ite
         return _faiss_kmeans(sample, n_centroids, similarity, iters, seed), None
     n_cells = 2 ** int(np.round(np.log2(np.sqrt(n_centroids))))
     coarse = _faiss_kmeans(sample, n_cells, similarity, iters, seed)
-    cell = CentroidAssigner(coarse, similarity).assign(sample)
-    order = np.argsort(cell, kind="stable")
-    bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
+    order, bounds = _group(CentroidAssigner(coarse, similarity).assign(sample), n_cells)
     per_cell = _apportion(np.diff(bounds), n_centroids)
     parts = [_faiss_kmeans(sample[order[bounds[j]:bounds[j + 1]]], int(per_cell[j]), similarity, iters, seed)
              for j in range(n_cells) if per_cell[j]]
@@ -108,18 +106,16 @@ class CentroidAssigner:
 
     def _assign_two_level(self, vectors: np.ndarray, device: torch.device) -> np.ndarray:
         """Each vector's nearest centroid among those of the coarse cells nearest to its own coarse cell."""
-        cell = self._coarse.assign(vectors, device)
-        order = np.argsort(cell, kind="stable")
-        bounds = np.searchsorted(cell[order], np.arange(len(self._members) + 1))
+        order, bounds = _group(self._coarse.assign(vectors, device), len(self._members))
         centroids = torch.from_numpy(self.centroids).to(device)
         codes = np.empty(len(vectors), dtype=np.int64)
         for j in np.flatnonzero(np.diff(bounds)):
             members = self._members[j]
+            candidates = centroids[torch.from_numpy(members).to(device)]  # once per cell, not per block
             for lo in range(bounds[j], bounds[j + 1], ASSIGN_BLOCK):
                 rows = order[lo:min(lo + ASSIGN_BLOCK, bounds[j + 1])]
                 block = torch.from_numpy(vectors[rows]).to(device)
-                best = _scores(block, centroids[torch.from_numpy(members).to(device)], self.similarity).argmax(1)
-                codes[rows] = members[best.cpu().numpy()]
+                codes[rows] = members[_scores(block, candidates, self.similarity).argmax(1).cpu().numpy()]
         return codes
 
 
@@ -130,6 +126,13 @@ def _scores(vectors: torch.Tensor, centroids: torch.Tensor, similarity: str) -> 
     if similarity != "cosine":
         scores -= 0.5 * centroids.pow(2).sum(1)
     return scores
+
+
+def _group(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions sorted by key (stable), and where each key's run starts: the positions with key ``j`` are
+    ``order[bounds[j]:bounds[j + 1]]``."""
+    order = np.argsort(keys, kind="stable")
+    return order, np.searchsorted(keys[order], np.arange(n_groups + 1))
 
 
 def _faiss_kmeans(points: np.ndarray, k: int, similarity: str, iters: int, seed: int) -> np.ndarray:
