@@ -17,7 +17,7 @@ from pyterrier_clirkd import ColBERT, ColBERTIndex
 from pyterrier_clirkd.index import IndexInputError, ResidualCodec
 from pyterrier_clirkd.index.build import partial_folder
 from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
-from pyterrier_clirkd.index.search import _group_tokens, _imputed_maxsim, _weighted_maxsim
+from pyterrier_clirkd.index.search import _group_tokens, _rough_scores, _weighted_maxsim
 from tiny_models import tiny_xlmr_folder
 
 SETTINGS = dict(dim=8, query_maxlen=12, doc_maxlen=16)
@@ -439,7 +439,7 @@ def test_ann_recall_against_exhaustive_on_random_vectors(tmp_path):
 
 
 def test_centroid_estimate_by_hand():
-    table = torch.tensor([[1.0, 0.0], [0.2, 0.5], [0.3, 0.9]])  # 3 centroids x 2 query directions
+    table = torch.tensor([[1.0, 0.2, 0.3], [0.0, 0.5, 0.9]])  # 2 query directions x 3 centroids
     codes, lengths, weights = np.array([0, 1, 2, 1]), np.array([2, 2]), np.array([1, 3])
     # passage 0 (centroids 0, 1): 1 * max(1, .2) + 3 * max(0, .5) = 2.5; passage 1 (2, 1): .3 + 3 * .9 = 3.0
     np.testing.assert_allclose(_weighted_maxsim(table, codes, lengths, weights), [2.5, 3.0], rtol=1e-6)
@@ -459,19 +459,20 @@ def test_repeated_query_directions_are_grouped_and_probed_deeper(built):
     np.testing.assert_array_equal(cells, np.concatenate([nearest[0, :5], nearest[1:, 0]]))
     assert directions.tolist() == [0] * 5 + [1, 2]
     next_cells = [nearest[0, 5], nearest[1, 1], nearest[2, 1]]  # each direction's nearest unprobed centroid
-    np.testing.assert_array_equal(unprobed.numpy(), table.numpy()[next_cells, [0, 1, 2]])
+    np.testing.assert_array_equal(unprobed.numpy(), table.numpy()[[0, 1, 2], next_cells])
 
 
-def test_imputed_rough_score_by_hand():
-    table = torch.tensor([[0.9, 0.1], [0.5, 0.8], [0.2, 0.6], [0.1, 0.0]])  # 4 centroids x 2 query directions
+def test_rough_score_by_hand():
+    table = torch.tensor([[0.9, 0.5, 0.2, 0.1], [0.1, 0.8, 0.6, 0.0]])  # 2 query directions x 4 centroids
     # direction 0 probed centroid 0, direction 1 probed centroids 1 and 2; the best left unprobed score .5 and .1
     unprobed, weights = torch.tensor([0.5, 0.1]), np.array([1, 2])
-    # entries (passage slot, centroid, direction): passage 0 under 0 (d0) and 2 (d1); passage 1 under 1 (d1) and
-    # 2 (d1); passage 2 under 0 (d0)
-    slots, cells, directions = np.array([0, 0, 1, 1, 2]), np.array([0, 2, 1, 2, 0]), np.array([0, 1, 1, 1, 0])
-    # passage 0: .9 + 2 * .6 = 2.1; passage 1: .5 (imputed) + 2 * max(.8, .6) = 2.1; passage 2: .9 + 2 * .1 = 1.1
-    scores = _imputed_maxsim(table, cells, directions, slots, 3, unprobed, weights)
-    np.testing.assert_allclose(scores, [2.1, 2.1, 1.1], rtol=1e-6)
+    cells, directions = np.array([0, 1, 2]), np.array([0, 1, 1])
+    # centroid 0 (d0) lists passages 0 and 2, centroid 1 (d1) passage 1, centroid 2 (d1) passages 0 and 1
+    slots, list_lengths = np.array([0, 2, 1, 0, 1]), np.array([2, 1, 2])
+    # gains: centroid 0: 1 * (.9 - .5) = .4; centroid 1: 2 * (.8 - .1) = 1.4; centroid 2: 2 * (.6 - .1) = 1.0
+    # passage 0: .4 + 1.0; passage 1: 1.4 + 1.0 (a sum over the centroids, not a max per direction); passage 2: .4
+    scores = _rough_scores(table, cells, directions, unprobed, weights, slots, list_lengths, 3)
+    np.testing.assert_allclose(scores, [1.4, 2.4, 0.4], rtol=1e-6)
 
 
 def test_distinct_passages_of_listed_entries(built):
