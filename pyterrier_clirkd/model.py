@@ -134,6 +134,7 @@ class ColBERT(torch.nn.Module):
         if source.startswith(OFFLINE_PREFIX):
             return cls._from_offline(source, device=device, **config_overrides)
         path = Path(source)
+        checkpoint = path.is_dir() and ((path / CONFIG_NAME).exists() or (path / "artifact.metadata").exists())
         if path.is_dir() and (path / CONFIG_NAME).exists():
             model = cls._from_clirkd_folder(path, **config_overrides)
         elif path.is_dir() and (path / "artifact.metadata").exists():
@@ -145,6 +146,8 @@ class ColBERT(torch.nn.Module):
         else:
             model = cls.from_encoder(source, **config_overrides)
         model.name_or_path = source
+        if checkpoint:  # from_pretrained(source) gives this model back while nothing changes (not so a new head)
+            model._remember_source(path)
         return model.to(device if device is not None else default_device()).eval()
 
     @classmethod
@@ -194,6 +197,7 @@ class ColBERT(torch.nn.Module):
         folder = pca_head_folder(Path(resolve_offline(name)), cls)
         model = cls._from_clirkd_folder(folder, **config_overrides)
         model.name_or_path = name
+        model._remember_source(folder)
         return model.to(device if device is not None else default_device()).eval()
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
@@ -236,6 +240,27 @@ class ColBERT(torch.nn.Module):
             h.update(name.encode())
             h.update(np.round(sample, 4).tobytes())
         return h.hexdigest()[:16]
+
+    def _remember_source(self, folder: Path) -> None:
+        """Note what was just loaded from ``folder`` (the weights' fingerprint, the files' sizes and times), so that
+        :meth:`reloads_as_loaded` can tell later, without loading it again, whether it would still give this model."""
+        self._source = (self.name_or_path, self.fingerprint(), _files_signature(folder), folder)
+
+    def reloads_as_loaded(self) -> bool:
+        """Whether ``ColBERT.from_pretrained(self.name_or_path)`` gives back this very model: it was loaded from a
+        checkpoint folder (or is the bundled backbone), and neither its weights and settings in memory nor the
+        folder's files have changed since (so an index can name it instead of keeping a copy).
+
+        Example::
+
+            model = ColBERT.from_pretrained("runs/student/")
+            model.reloads_as_loaded()          # True, until it is trained further or the folder is rewritten
+        """
+        source = getattr(self, "_source", None)
+        if source is None:
+            return False
+        name, fingerprint, signature, folder = source
+        return name == self.name_or_path and fingerprint == self.fingerprint() and signature == _files_signature(folder)
 
     def passage_fingerprint(self) -> str:
         """Fingerprint of the model whose passage vectors this model's queries are meant to search."""
@@ -379,6 +404,11 @@ class ColBERT(torch.nn.Module):
         """R (with passage text) -> R re-scored by MaxSim and re-ranked."""
         from .encoders import ColBERTTextScorer
         return ColBERTTextScorer(self, batch_size=batch_size, verbose=verbose, text_field=text_field)
+
+
+def _files_signature(folder: Path) -> list[tuple[str, int, int]]:
+    """(name, size, modification time) of the files in ``folder``: changes when any of them is rewritten."""
+    return sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
 
 
 def load_tokenizer(name_or_path: str | os.PathLike):

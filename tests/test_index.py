@@ -329,6 +329,25 @@ def test_model_without_a_name_is_saved_inside_the_index(tmp_path, tiny_colbert_f
     assert loaded.built_model().fingerprint() == model.fingerprint()
 
 
+def test_index_names_an_unchanged_checkpoint_and_copies_a_changed_one(tmp_path, tiny_colbert_folder):
+    folder = shutil.copytree(tiny_colbert_folder, tmp_path / "checkpoint")
+    model = ColBERT.from_pretrained(folder, device="cpu")
+    named = ColBERTIndex(tmp_path / "named.colbert", model, verbose=False).index(corpus(60)).meta()
+    assert named["model"] == str(folder.resolve()) and named["model_copy"] is None
+
+    with torch.no_grad():
+        model.linear.weight.mul_(2)  # trained further in memory: reloading the folder would not give it back
+    changed = ColBERTIndex(tmp_path / "changed.colbert", model, verbose=False).index(corpus(60))
+    assert changed.meta()["model_copy"] and ColBERTIndex.load(changed.path).built_model().fingerprint() == \
+        model.fingerprint()
+
+    rewritten = ColBERT.from_pretrained(folder, device="cpu")
+    config = folder / "colbert_config.json"
+    config.write_text(config.read_text())  # the folder rewritten after loading (same bytes, a new time)
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    assert ColBERTIndex(tmp_path / "rewritten.colbert", rewritten, verbose=False).index(corpus(60)).meta()["model_copy"]
+
+
 def test_fingerprint_mismatch_is_a_clear_error(tmp_path, built, model):
     torch.manual_seed(7)
     other = ColBERT.from_pretrained(tiny_xlmr_folder(tmp_path / "other", seed=3), device="cpu", **SETTINGS)

@@ -26,8 +26,9 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
     the processes share the encoding and the first one merges the chunks into one index.
 
     The index remembers its model: its ``name_or_path`` when reloading that gives the same model (``"offline:..."``,
-    or a checkpoint folder, stored as an absolute path), otherwise (no name, a bare encoder with a new random head,
-    a model trained since it was loaded, or ``save_model=True``) a copy of the model saved inside the index. Searching with a model whose
+    or a checkpoint folder, stored as an absolute path; see ``ColBERT.reloads_as_loaded``), otherwise (no name, a
+    bare encoder with a new random head, a model trained since it was loaded, a folder rewritten since, or
+    ``save_model=True``) a copy of the model saved inside the index. Searching with a model whose
     ``passage_fingerprint()`` differs from the fingerprint of the model that built the index is an error.
 
     Example::
@@ -111,7 +112,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
             docs = itertools.chain([first], iterator)
         settings = BuildSettings(nbits=self.nbits, n_centroids=self.n_centroids, chunk_size=self.chunk_size,
                                  seed=self.seed, dim=int(dim), similarity=similarity, fingerprint=fingerprint)
-        copy = model is not None and (self.save_model or not _reloads_as(model, fingerprint))
+        copy = model is not None and (self.save_model or not _reloads_as_loaded(model))
         meta = {"model": None if model is None or copy else _model_reference(model.name_or_path),
                 "model_copy": MODEL_COPY if copy else None,
                 "colbert_config": model.config.to_dict() if model is not None else None}
@@ -192,27 +193,10 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
         return ColBERTScorer(self, query_model=query_model, batch_size=batch_size, threads=threads, verbose=verbose)
 
 
-def _reloads_as(model, fingerprint: str) -> bool:
-    """Whether ``ColBERT.from_pretrained(model.name_or_path)`` gives back this very model: the bundled backbone or a
-    checkpoint folder with a trained head, not changed in memory since (checked by reloading it once)."""
-    from ..config import CONFIG_NAME
-    from ..offline import OFFLINE_PREFIX
-
-    source = str(model.name_or_path or "")
-    path = Path(source)
-    if not (source.startswith(OFFLINE_PREFIX) or (path / CONFIG_NAME).exists() or (path / "artifact.metadata").exists()):
-        return False  # no name, or a bare encoder that would get a new random head
-    key = (_model_reference(source), fingerprint)
-    if key not in _RELOAD_CHECKED:
-        from ..model import ColBERT
-
-        again = ColBERT.from_pretrained(source, device="cpu", query_maxlen=model.config.query_maxlen,
-                                        doc_maxlen=model.config.doc_maxlen)
-        _RELOAD_CHECKED[key] = again.fingerprint() == fingerprint
-    return _RELOAD_CHECKED[key]
-
-
-_RELOAD_CHECKED: dict[tuple[str, str], bool] = {}
+def _reloads_as_loaded(model) -> bool:
+    """Whether the index can name ``model`` (reloading it gives the same model) instead of keeping a copy."""
+    reloads = getattr(model, "reloads_as_loaded", None)
+    return bool(reloads and reloads())
 
 
 def _model_reference(name_or_path) -> str:

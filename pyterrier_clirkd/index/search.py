@@ -13,7 +13,7 @@ al., 2025):
    centroid its direction left unprobed (times the direction's weight): one bincount over the inverted-list entries,
    nothing decompressed. It replaced WARP's imputed centroid MaxSim (per direction, the best probed centroid that
    lists the passage, else the best unprobed one), which kept the same share of the exhaustive top 100 after the
-   shortlist (0.9918 vs 0.9919, 100,000 WordNet glosses, 120 queries) at three times the cost (1.3 ms a query);
+   shortlist (0.9918 vs 0.9919, 100,000 WordNet glosses, 120 queries) at six times the cost (1.24 vs 0.21 ms);
 3. estimate: PLAID's approximate score, MaxSim over all the shortlisted passages' tokens with each token replaced by
    its centroid; the best ``ncandidates`` are kept, best first;
 4. score: their token vectors are decompressed and scored by exact MaxSim, ``FIRST_EXACT`` (at least
