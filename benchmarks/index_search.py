@@ -16,7 +16,7 @@ Two corpora, both WordNet 3.0 glosses (Debian ``wordnet-base``, fetched once wit
 
 Usage::
 
-    python benchmarks/index_search.py                                   # about 12 minutes on 2 cores
+    python benchmarks/index_search.py                                   # 9-11 minutes on 2 cores
     python benchmarks/index_search.py --speed-docs 20000 --quality-docs 2000 --queries 500   # a quick look
 """
 from __future__ import annotations

@@ -118,7 +118,8 @@ class IndexReader:
         sim = torch.empty((len(tokens), len(Q)), dtype=torch.float32)
         for lo in range(0, len(tokens), DECODE_BLOCK):
             block = tokens[lo:lo + DECODE_BLOCK]
-            vectors = torch.from_numpy(self.codec.decode(np.take(self.codes, block), np.take(self.payload, block, axis=0), normalize=False))
+            codes, payload = np.take(self.codes, block), np.take(self.payload, block, axis=0)
+            vectors = torch.from_numpy(self.codec.decode(codes, payload, normalize=False))
             part = torch.mm(vectors, Q.T, out=sim[lo:lo + len(block)])
             if self.codec.renormalises:  # cheaper than normalising the vectors: Lq columns instead of dim
                 part /= vectors.norm(dim=1, keepdim=True).clamp_min_(1e-12)
