@@ -158,7 +158,7 @@ class IndexReader:
         if len(pids) <= max(FIRST_EXACT, num_results):
             return _top(pids, self.maxsim(Qt, pids)[0], num_results)
         estimate = _weighted_maxsim(table, np.take(self.codes, self.token_ids(pids)), self.doclens[pids], weights)
-        order = _best_first(estimate, ncandidates)
+        order = _top(np.arange(len(estimate)), estimate, ncandidates)[0]  # best first, ties to the lower position
         return _top(*self._exact_while_promising(Qt, pids[order], estimate[order], num_results), num_results)
 
     def _exact_while_promising(self, Q: torch.Tensor, pids: np.ndarray, estimate: np.ndarray, num_results: int
@@ -273,14 +273,6 @@ def _weighted_maxsim(table: torch.Tensor, codes: np.ndarray, lengths: np.ndarray
         starts = (np.cumsum(lengths) - lengths)[filled]
         scores[filled] = weights.astype(np.float32) @ np.maximum.reduceat(per_direction, starts, axis=1)
     return scores
-
-
-def _best_first(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` highest ``scores``, highest first (ties: lower position first)."""
-    if len(scores) > k:
-        keep = np.sort(np.argpartition(-scores, k - 1)[:k])
-        return keep[np.argsort(-scores[keep], kind="stable")]
-    return np.argsort(-scores, kind="stable")
 
 
 def _best(pids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
