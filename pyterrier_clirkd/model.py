@@ -134,11 +134,11 @@ class ColBERT(torch.nn.Module):
         if source.startswith(OFFLINE_PREFIX):
             return cls._from_offline(source, device=device, **config_overrides)
         path = Path(source)
-        checkpoint = path.is_dir() and ((path / CONFIG_NAME).exists() or (path / "artifact.metadata").exists())
+        checkpoint = None  # a folder that from_pretrained(source) reloads as this model (a new head would differ)
         if path.is_dir() and (path / CONFIG_NAME).exists():
-            model = cls._from_clirkd_folder(path, **config_overrides)
+            model, checkpoint = cls._from_clirkd_folder(path, **config_overrides), path
         elif path.is_dir() and (path / "artifact.metadata").exists():
-            model = checkpoint_import.from_stanford_folder(cls, path, **config_overrides)
+            model, checkpoint = checkpoint_import.from_stanford_folder(cls, path, **config_overrides), path
         elif path.is_file() and path.suffix == ".dnn":
             model = checkpoint_import.from_colbert_v1(cls, path, backbone=backbone, **config_overrides)
         elif path.is_file():
@@ -146,8 +146,8 @@ class ColBERT(torch.nn.Module):
         else:
             model = cls.from_encoder(source, **config_overrides)
         model.name_or_path = source
-        if checkpoint:  # from_pretrained(source) gives this model back while nothing changes (not so a new head)
-            model._remember_source(path)
+        if checkpoint is not None:
+            model._remember_source(checkpoint)
         return model.to(device if device is not None else default_device()).eval()
 
     @classmethod
@@ -408,7 +408,8 @@ class ColBERT(torch.nn.Module):
 
 def _files_signature(folder: Path) -> list[tuple[str, int, int]]:
     """(name, size, modification time) of the files in ``folder``: changes when any of them is rewritten."""
-    return sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
+    stats = [(f.name, f.stat()) for f in folder.iterdir() if f.is_file()]
+    return sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
 
 
 def load_tokenizer(name_or_path: str | os.PathLike):

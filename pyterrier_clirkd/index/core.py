@@ -112,7 +112,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
             docs = itertools.chain([first], iterator)
         settings = BuildSettings(nbits=self.nbits, n_centroids=self.n_centroids, chunk_size=self.chunk_size,
                                  seed=self.seed, dim=int(dim), similarity=similarity, fingerprint=fingerprint)
-        copy = model is not None and (self.save_model or not _reloads_as_loaded(model))
+        copy = model is not None and (self.save_model or not model.reloads_as_loaded())
         meta = {"model": None if model is None or copy else _model_reference(model.name_or_path),
                 "model_copy": MODEL_COPY if copy else None,
                 "colbert_config": model.config.to_dict() if model is not None else None}
@@ -191,12 +191,6 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
             (bm25 >> index.scorer())(topics)
         """
         return ColBERTScorer(self, query_model=query_model, batch_size=batch_size, threads=threads, verbose=verbose)
-
-
-def _reloads_as_loaded(model) -> bool:
-    """Whether the index can name ``model`` (reloading it gives the same model) instead of keeping a copy."""
-    reloads = getattr(model, "reloads_as_loaded", None)
-    return bool(reloads and reloads())
 
 
 def _model_reference(name_or_path) -> str:
