@@ -202,11 +202,12 @@ class IndexReader:
         scratch = getattr(self._scratch, "array", None)
         if scratch is None:
             scratch = self._scratch.array = np.empty(len(self), dtype=np.int32)
+        listed = listed.astype(np.intp)  # once, rather than numpy converting it at each of four indexings
         entries = np.arange(len(listed), dtype=np.int32)
-        scratch[listed] = entries  # one entry of each passage stays written
-        pids = listed[scratch[listed] == entries]
-        scratch[pids] = np.arange(len(pids), dtype=np.int32)
-        return pids, scratch[listed].astype(np.int64)
+        np.put(scratch, listed, entries)  # one entry of each passage stays written
+        pids = listed[np.take(scratch, listed) == entries]
+        np.put(scratch, pids, np.arange(len(pids), dtype=np.int32))
+        return pids, np.take(scratch, listed).astype(np.intp)
 
     def exhaustive(self, Q: np.ndarray, num_results: int, verbose: bool = False, budget: int = 1 << 24
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
