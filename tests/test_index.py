@@ -16,6 +16,7 @@ from index_build_script import corpus
 from pyterrier_clirkd import ColBERT, ColBERTIndex
 from pyterrier_clirkd.index import IndexInputError, ResidualCodec
 from pyterrier_clirkd.index.build import partial_folder
+from pyterrier_clirkd.index.centroids import CentroidAssigner
 from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
 from pyterrier_clirkd.index.search import _group_tokens, _rough_scores, _weighted_maxsim
 from tiny_models import tiny_xlmr_folder
@@ -113,9 +114,15 @@ def test_centroid_assignment_with_torch_equals_brute_force_and_faiss(similarity,
         expected = np.argmax(x @ C.T, axis=1)
     else:
         expected = np.argmin(((x[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
-    monkeypatch.setattr(centroids_module, "ASSIGN_BLOCK", 128)  # several blocks
+    monkeypatch.setattr(centroids_module, "ASSIGN_BLOCK_CPU", 128)  # several blocks
     np.testing.assert_array_equal(codec.assign(x, device="cpu"), expected)  # torch, as on a GPU
     np.testing.assert_array_equal(codec._assigner._faiss.search(x, 1)[1][:, 0], expected)  # faiss
+
+
+def test_centroid_assignment_ties_go_to_the_first_centroid():
+    centroids = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    vectors = np.array([[0.2, 0.9], [0.9, 0.2], [0.6, 0.6]], dtype=np.float32)  # the last: all four tie
+    assert CentroidAssigner(centroids).assign(vectors, device="cpu").tolist() == [1, 0, 0]
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "l2"])
@@ -128,7 +135,7 @@ def test_two_level_centroids_and_assignment(similarity, monkeypatch, tmp_path):
 
     monkeypatch.setattr(centroids_module, "TWO_LEVEL_ABOVE", 16)
     monkeypatch.setattr(centroids_module, "COARSE_NEIGHBOURS", 2)
-    monkeypatch.setattr(centroids_module, "ASSIGN_BLOCK", 64)
+    monkeypatch.setattr(centroids_module, "ASSIGN_BLOCK_CPU", 64)
     rng = np.random.default_rng(5)
     x = clustered_vectors(4000, 16, rng) * (1 if similarity == "cosine" else rng.uniform(0.5, 2, (4000, 1)))
     codec = ResidualCodec.train(x, n_centroids=64, nbits=2, similarity=similarity)
@@ -459,9 +466,10 @@ def test_ann_recall_against_exhaustive_on_random_vectors(tmp_path):
 
 def test_centroid_estimate_by_hand():
     table = torch.tensor([[1.0, 0.2, 0.3], [0.0, 0.5, 0.9]])  # 2 query directions x 3 centroids
-    codes, lengths, weights = np.array([0, 1, 2, 1]), np.array([2, 2]), np.array([1, 3])
-    # passage 0 (centroids 0, 1): 1 * max(1, .2) + 3 * max(0, .5) = 2.5; passage 1 (2, 1): .3 + 3 * .9 = 3.0
-    np.testing.assert_allclose(_weighted_maxsim(table, codes, lengths, weights), [2.5, 3.0], rtol=1e-6)
+    codes, lengths, weights = np.array([0, 1, 2, 1]), np.array([2, 0, 2]), np.array([1, 3])
+    # passage 0 (centroids 0, 1): 1 * max(1, .2) + 3 * max(0, .5) = 2.5; passage 1 has no tokens: 0;
+    # passage 2 (centroids 2, 1): .3 + 3 * .9 = 3.0
+    np.testing.assert_allclose(_weighted_maxsim(table, codes, lengths, weights), [2.5, 0.0, 3.0], rtol=1e-6)
 
 
 def test_repeated_query_directions_are_grouped_and_probed_deeper(built):
