@@ -266,10 +266,12 @@ def _weighted_maxsim(table: torch.Tensor, codes: np.ndarray, lengths: np.ndarray
     """MaxSim of consecutive token segments (``lengths``) with each token replaced by its centroid: ``table``
     ``[directions, n_centroids]`` holds the query directions' similarities with the centroids, and direction ``d``
     counts ``weights[d]`` times. A segment without tokens scores 0."""
-    # token-major: one row gather and torch's segment max, 2.0 ms for 8,192 passages (146,000 tokens, 8 directions),
-    # where numpy's direction-major gather and maximum.reduceat took 4.1 ms
-    per_token = table.T.contiguous().index_select(0, torch.from_numpy(codes.astype(np.int64)))  # [tokens, directions]
-    return (_segment_max(per_token, lengths) @ torch.from_numpy(weights.astype(np.float32))).numpy()
+    # one fused gather and max per passage (torch's embedding_bag; a bag without tokens gives zeros): 2.0 ms for 8,192
+    # passages (146,000 tokens, 8 directions), where numpy's gather and maximum.reduceat took 4.1 ms
+    starts = (np.cumsum(lengths) - lengths).astype(np.int32)
+    best = torch.nn.functional.embedding_bag(torch.from_numpy(codes.astype(np.int32)), table.T.contiguous(),
+                                             torch.from_numpy(starts), mode="max")  # [passages, directions]
+    return (best @ torch.from_numpy(weights.astype(np.float32))).numpy()
 
 
 def _best(pids: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
