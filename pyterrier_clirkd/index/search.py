@@ -84,6 +84,7 @@ class IndexReader:
         # returned scores are always exact MaxSim)
         bf16 = torch.cpu._is_avx512_bf16_supported()
         self._centroids = torch.from_numpy(self.codec.centroids).to(torch.bfloat16 if bf16 else torch.float32)
+        self._centroid_norms = torch.from_numpy(self.codec.centroids).pow(2).sum(1)  # squared, for l2 similarity
 
     def __len__(self) -> int:
         return len(self.doclens)
@@ -181,7 +182,7 @@ class IndexReader:
         D = torch.from_numpy(directions)
         table = (D.to(self._centroids.dtype) @ self._centroids.T).float()
         if self.similarity == "l2":
-            table = 2 * table - D.pow(2).sum(1, keepdim=True) - torch.from_numpy(self.codec.centroids).pow(2).sum(1)
+            table = 2 * table - D.pow(2).sum(1, keepdim=True) - self._centroid_norms
         return table
 
     def _probe_lists(self, table: torch.Tensor, weights: np.ndarray, nprobe: int
