@@ -45,7 +45,7 @@ from .codec import ResidualCodec
 
 SHORTLIST = 2  # passages kept by the rough score, per candidate
 DECODE_BLOCK = 4096  # token vectors decoded at a time
-NPROBE = 64  # centroids probed per query token direction, by default
+NPROBE = 256  # centroids probed per query token direction, by default (0.4% of 65,536: see auto_n_centroids)
 NCANDIDATES = 4096  # passages scored exactly at most, by default at least
 FIRST_EXACT = 1024  # candidates scored exactly before the stopping rule is first checked
 EXACT_BLOCK = 256  # candidates scored exactly at a time after those
