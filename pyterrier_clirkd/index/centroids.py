@@ -1,15 +1,16 @@
 """k-means centroids for the residual codec, and nearest-centroid assignment: flat, or two-level for many centroids.
 
-Up to ``TWO_LEVEL_ABOVE`` centroids, one faiss k-means trains them and every vector goes to its exact nearest
-centroid. Above that (PLAID's ``16 * sqrt(n)`` centroids give 16,384 for 2 million token vectors), flat k-means and
-exact assignment each cost about ``n * n_centroids * dim`` multiply-adds, 4 TMAC there, minutes on two cores. So the
-centroids are trained in two levels, as hierarchical k-means: ``n_cells`` (about ``sqrt(n_centroids)``) coarse
-centroids, then each coarse cell's sample points are clustered into a share of the centroids proportional to their
-number. A vector is then assigned among the centroids of the ``COARSE_NEIGHBOURS`` coarse cells nearest to its own
-coarse cell (about ``9 * sqrt(n_centroids)`` dot products instead of ``n_centroids``). On 2 million token vectors of
-WordNet glosses with 16,384 centroids: training 2.5 s instead of 65 s, assignment 6.5 s instead of 52 s, and 98.8% of
-the vectors get their exact nearest centroid (mean cosine with the chosen centroid 0.9587 vs 0.9596); the others get a
-near one, and their residual codes are taken against it, so decoding stays exact to the codec.
+Up to ``TWO_LEVEL_ABOVE`` centroids, one faiss k-means trains them and every vector goes to its exact nearest centroid.
+Above that (PLAID's ``16 * sqrt(n)`` centroids give 16,384 for 2 million token vectors, the default ``64 * sqrt(n)``
+65,536), flat k-means and exact assignment each cost about ``n * n_centroids * dim`` multiply-adds, 4 TMAC at 16,384,
+minutes on two cores. So the centroids are trained in two levels, as hierarchical k-means: ``n_cells`` (about
+``sqrt(n_centroids)``) coarse centroids, then each coarse cell's sample points are clustered into a share of the
+centroids proportional to their number. A vector is then assigned among the centroids of the ``COARSE_NEIGHBOURS``
+coarse cells nearest to its own coarse cell (about ``9 * sqrt(n_centroids)`` dot products instead of ``n_centroids``).
+On 2 million token vectors of WordNet glosses with 16,384 centroids: training 2.5 s instead of 65 s, assignment 6.5 s
+instead of 52 s, and 98.8% of the vectors get their exact nearest centroid (mean cosine with the chosen centroid 0.9587
+vs 0.9596); the others get a near one, and their residual codes are taken against it, so decoding stays exact to the
+codec.
 
 Example::
 
