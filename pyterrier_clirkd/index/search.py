@@ -84,7 +84,8 @@ class IndexReader:
         # returned scores are always exact MaxSim)
         bf16 = torch.cpu._is_avx512_bf16_supported()
         self._centroids = torch.from_numpy(self.codec.centroids).to(torch.bfloat16 if bf16 else torch.float32)
-        self._centroid_norms = torch.from_numpy(self.codec.centroids).pow(2).sum(1)  # squared, for l2 similarity
+        self._centroid_norms = (torch.from_numpy(self.codec.centroids).pow(2).sum(1)  # squared, for l2 similarity
+                                if self.similarity == "l2" else None)
 
     def __len__(self) -> int:
         return len(self.doclens)
