@@ -15,6 +15,7 @@ import torch
 from index_build_script import corpus
 from pyterrier_clirkd import ColBERT, ColBERTIndex
 from pyterrier_clirkd.index import IndexInputError, ResidualCodec
+from pyterrier_clirkd.index import build as build_module
 from pyterrier_clirkd.index.build import partial_folder
 from pyterrier_clirkd.index.centroids import CentroidAssigner
 from pyterrier_clirkd.index.codec import pack_bits, unpack_bits
@@ -314,6 +315,20 @@ def test_sharded_torchrun_build_equals_single_process(tmp_path, tiny_colbert_fol
     assert run.returncode == 0, run.stderr[-3000:]
     got, want = read_index(path), read_index(Path(built.path))
     assert got["docnos"] == want["docnos"]
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_chunks_compressed_in_groups_give_the_index_of_one_group(tmp_path, model, docs, built, monkeypatch):
+    assert build_module._block_groups(np.array([0, 10, 20, 35, 40, 100, 105]), 20) == \
+        [(0, 2), (2, 4), (4, 5), (5, 6)]  # 10+10, 15+5, 60 alone (more than the limit), 5
+    monkeypatch.setattr(build_module, "MERGE_FLOATS", model.config.dim * 1200)  # a few chunks per group
+    seen = []
+    encode = ResidualCodec.encode
+    monkeypatch.setattr(ResidualCodec, "encode", lambda self, v: (seen.append(len(v)), encode(self, v))[1])
+    grouped = ColBERTIndex(tmp_path / "grouped.colbert", model, chunk_size=50, verbose=False).index(docs)
+    assert 1 < len(seen) < 5 and sum(seen) == grouped.meta()["n_tokens"]
+    got, want = read_index(Path(grouped.path)), read_index(Path(built.path))
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
