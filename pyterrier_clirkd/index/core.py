@@ -167,7 +167,7 @@ class ColBERTIndex(pt.Artifact, pt.Indexer):
                   verbose: bool = False) -> ColBERTRetriever:
         """Q -> R end to end: the passages with token vectors under each query token's ``nprobe`` nearest centroids
         are ranked by MaxSim over their tokens' centroids, and the best are scored by exact MaxSim over all their
-        decompressed vectors, at most ``ncandidates`` (default ``max(4 * num_results, 4096)``), fewer when the rest
+        decompressed vectors, at most ``ncandidates`` (default ``max(4 * num_results, 6144)``), fewer when the rest
         cannot reach the top ``num_results`` (see ``pyterrier_clirkd.index.search``). ``exhaustive=True`` scores
         every passage instead. Larger ``nprobe`` and ``ncandidates`` find more of the exhaustive top results and take
         longer (see ``benchmarks/index_search.py``). ``threads`` queries are searched at once (see
