@@ -15,13 +15,14 @@ in three parts:
 * quality: ``--quality-docs`` passages (default 10,000) encoded once by the offline backbone (``offline:me5-small``),
   then indexed from those vectors. Known-item queries: the lemma words of a sampled synset ("dog, domestic dog,
   Canis familiaris"), whose gloss is the one relevant passage. Prints MRR@10 of exhaustive full-precision MaxSim,
-  exhaustive MaxSim over the stored (2-bit) vectors and end-to-end search, recall@100 of end-to-end search against
-  exhaustive MaxSim over the stored vectors, and the indexing overhead over the backbone's encoding time.
+  exhaustive MaxSim over the stored (2-bit) vectors and end-to-end search, the codec's loss (stored vs full precision)
+  averaged over ``--codec-seeds`` k-means draws (it moves by about 1% between draws), recall@100 of end-to-end search
+  against exhaustive MaxSim over the stored vectors, and the indexing overhead over the backbone's encoding time.
 
 Usage::
 
-    python benchmarks/index_search.py                                   # 16-20 minutes on 2 cores
-    python benchmarks/index_search.py --skip-scale                      # 7-11 minutes
+    python benchmarks/index_search.py                                   # 17-22 minutes on 2 cores
+    python benchmarks/index_search.py --skip-scale                      # 8-13 minutes
     python benchmarks/index_search.py --speed-docs 20000 --quality-docs 2000 --queries 500   # a quick look
 """
 from __future__ import annotations
@@ -360,8 +361,18 @@ def quality_part(args, synsets: list[dict], work: Path, model: ColBERT, report: 
     print(f"MRR@10: exhaustive full precision {mrr['full']:.4f}; exhaustive over stored vectors {mrr['stored']:.4f} "
           f"(codec {loss('stored')}); end to end {mrr['e2e']:.4f} ({loss('e2e')})")
     print(f"recall@100 of exhaustive over stored vectors vs full precision: {recall_at(exact, full, 100):.4f}")
-    report["mrr_loss"] = 1 - mrr["e2e"] / mrr["full"]
-    report["mrr_loss_se"] = float((rr["full"] - rr["e2e"]).std(ddof=1) / np.sqrt(len(known)) / mrr["full"])
+    # the codec's loss varies with the k-means draw by about as much as with the queries: average over several draws
+    losses = [1 - mrr["stored"] / mrr["full"]]
+    for seed in range(1, args.codec_seeds):
+        redrawn = ColBERTIndex(work / f"quality-seed{seed}.colbert", model, nbits=args.nbits, mode="overwrite",
+                               resume=False, in_memory=True, seed=seed, verbose=args.verbose)
+        redrawn.index({"docno": d["docno"], "doc_embs": v} for d, v in zip(docs, vectors))
+        stored = reciprocal_ranks(redrawn.retriever(num_results=100, exhaustive=True)(topics), target)
+        losses.append(1 - stored.mean() / mrr["full"])
+    report["mrr_loss"] = float(np.mean(losses))
+    report["mrr_loss_se"] = float((rr["full"] - rr["stored"]).std(ddof=1) / np.sqrt(len(known)) / mrr["full"])
+    print(f"codec loss over {len(losses)} k-means draws (seeds 0-{len(losses) - 1}): "
+          f"{', '.join(f'{100 * x:+.2f}%' for x in losses)} -> mean {100 * report['mrr_loss']:+.2f}%")
     report["quality_recall"] = recall_at(e2e, exact, 100)
     print(f"recall@100 vs exhaustive over stored vectors, backbone, defaults, all {len(topics)} queries: "
           f"{report['quality_recall']:.4f} ({1e3 * e2e_seconds:.1f} ms/query, query vectors given)")
@@ -379,6 +390,8 @@ def main() -> None:
     parser.add_argument("--latency-queries", type=int, default=50, help="queries timed one by one (speed corpus)")
     parser.add_argument("--exhaustive-queries", type=int, default=20,
                         help="of those, timed with exhaustive search (its time varies with the query's length)")
+    parser.add_argument("--codec-seeds", type=int, default=3,
+                        help="k-means draws (index seeds) the codec's MRR loss is averaged over (quality figures)")
     parser.add_argument("--nbits", type=int, default=2, choices=[1, 2, 4, 16])
     parser.add_argument("--threads", type=int, default=2, help="threads for encoding and indexing")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "pyterrier_clirkd" / "benchmarks",
@@ -421,7 +434,8 @@ def main() -> None:
              "{:.2f}"),
             ("quality_bytes", f"bytes per stored vector, backbone, {quality}", "<=", TARGETS["bytes"],
              "{:.2f}"),
-            ("mrr_loss", f"relative MRR@10 loss vs exhaustive full precision (1 s.e. "
+            ("mrr_loss", f"relative MRR@10 loss of exhaustive search over stored vs full-precision vectors, mean over "
+                         f"{args.codec_seeds} k-means draws (1 s.e. of one draw over the queries "
                          f"{report.get('mrr_loss_se', 0):.2%})", "<=", TARGETS["mrr_loss"], "{:.2%}"),
             ("speed_speedup_1", "end-to-end speed-up over exhaustive, random encoder, 1 thread", ">=",
              TARGETS["speedup"], "{:.1f}x"),
