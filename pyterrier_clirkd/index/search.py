@@ -105,9 +105,7 @@ class IndexReader:
     # ------------------------------------------------------------------ decompression and exact scoring
     def token_ids(self, pids: np.ndarray) -> np.ndarray:
         """Positions of the stored token vectors of ``pids``, passage after passage."""
-        starts, lengths = self.offsets[pids], self.doclens[pids].astype(np.int64)
-        shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        return np.arange(int(lengths.sum()), dtype=np.int64) + shift
+        return _ranges(self.offsets[pids], self.offsets[pids + 1])
 
     def decode(self, pids) -> tuple[np.ndarray, np.ndarray]:
         """Token vectors ``float32 [sum of lengths, dim]`` of the passages ``pids``, and their lengths."""
@@ -272,7 +270,7 @@ def _weighted_maxsim(table: torch.Tensor, codes: np.ndarray, lengths: np.ndarray
     counts ``weights[d]`` times. A segment without tokens scores 0."""
     # one fused gather and max per passage (torch's embedding_bag; a bag without tokens gives zeros): 2.0 ms for 8,192
     # passages (146,000 tokens, 8 directions), where numpy's gather and maximum.reduceat took 4.1 ms
-    starts = (np.cumsum(lengths) - lengths).astype(np.int32)
+    starts = _segment_starts(lengths).astype(np.int32)
     best = torch.nn.functional.embedding_bag(torch.from_numpy(codes.astype(np.int32)), table.T.contiguous(),
                                              torch.from_numpy(starts), mode="max")  # [passages, directions]
     return (best @ torch.from_numpy(weights.astype(np.float32))).numpy()
@@ -297,7 +295,12 @@ def _segment_max(sim: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, e)`` for each pair."""
     lengths = ends - starts
-    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - _segment_starts(lengths), lengths)
+
+
+def _segment_starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each of consecutive segments of the given lengths starts (the exclusive prefix sum)."""
+    return np.cumsum(lengths) - lengths
 
 
 def _map_queries(fn: Callable, items: Sequence, threads: int, desc: str, verbose: bool) -> list:
