@@ -329,11 +329,13 @@ def quality_part(args, synsets: list[dict], work: Path, model: ColBERT, report: 
     start = time.perf_counter()
     Q = model.encode_queries([query_text(s) for s in known])
     query_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    index = ColBERTIndex(work / "quality.colbert", model, nbits=args.nbits, mode="overwrite", resume=False,
-                         in_memory=True, verbose=args.verbose)
-    index.index({"docno": d["docno"], "doc_embs": v} for d, v in zip(docs, vectors))
-    merge = time.perf_counter() - start
+
+    def index_vectors(name: str, seed: int) -> ColBERTIndex:  # the encoded glosses, indexed with k-means seed ``seed``
+        index = ColBERTIndex(work / name, model, nbits=args.nbits, mode="overwrite", resume=False, in_memory=True,
+                             seed=seed, verbose=args.verbose)
+        return index.index({"docno": d["docno"], "doc_embs": v} for d, v in zip(docs, vectors))
+
+    index, merge = timed(index_vectors, "quality.colbert", 0)
     meta = index.meta()
     marginal, _ = marginal_bytes(Path(index.path))
     print(f"encoding: {encode:.1f} s for {len(docs):,} passages ({meta['n_tokens']:,} vectors), queries "
@@ -364,9 +366,7 @@ def quality_part(args, synsets: list[dict], work: Path, model: ColBERT, report: 
     # the codec's loss varies with the k-means draw by about as much as with the queries: average over several draws
     losses = [1 - mrr["stored"] / mrr["full"]]
     for seed in range(1, args.codec_seeds):
-        redrawn = ColBERTIndex(work / f"quality-seed{seed}.colbert", model, nbits=args.nbits, mode="overwrite",
-                               resume=False, in_memory=True, seed=seed, verbose=args.verbose)
-        redrawn.index({"docno": d["docno"], "doc_embs": v} for d, v in zip(docs, vectors))
+        redrawn = index_vectors(f"quality-seed{seed}.colbert", seed)
         stored = reciprocal_ranks(redrawn.retriever(num_results=100, exhaustive=True)(topics), target)
         losses.append(1 - stored.mean() / mrr["full"])
     report["mrr_loss"] = float(np.mean(losses))
