@@ -1,22 +1,23 @@
-"""Tiny random translation models of the four Hugging Face MT families, with tokenizers trained offline.
+"""Tiny random translation models of the four Hugging Face MT families, with tokenizers built offline.
 
 Each builder writes a model folder (random weights, a real tokenizer class of that family) that
 ``AutoTokenizer`` / ``AutoModelForSeq2SeqLM`` load like a hub model:
 
-- NLLB-200: ``NllbTokenizer`` over a BPE trained with ``tokenizers``; ``M2M100ForConditionalGeneration``;
-- mBART-50: ``MBart50Tokenizer`` over a unigram trained with ``tokenizers``; ``MBartForConditionalGeneration``;
+- NLLB-200: ``NllbTokenizer`` over a character-level BPE; ``M2M100ForConditionalGeneration``;
+- mBART-50: ``MBart50Tokenizer`` over a character-level unigram; ``MBartForConditionalGeneration``;
 - M2M100: ``M2M100Tokenizer`` over a SentencePiece model (needs ``sentencepiece``); M2M100 model;
 - Marian: ``MarianTokenizer`` over a SentencePiece model (needs ``sentencepiece``); ``MarianMTModel``.
 """
 from __future__ import annotations
 
+import collections
 import io
 import json
+import math
 from pathlib import Path
 
 import torch
 import transformers
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 XOR_TRANSLATIONS = Path("/work/shared/data/xor-tydi/translations")
 TINY = dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
@@ -35,8 +36,13 @@ def corpus(langs=("ja", "ru", "ar", "ko", "fi"), lines_per_lang: int = 60) -> li
     return [line for line in lines if line.strip()]
 
 
-def _metaspace() -> pre_tokenizers.PreTokenizer:
-    return pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+def _characters(lines: list[str]) -> list[tuple[str, float]]:
+    """Each character of ``lines``, with ``▁`` for a word's start, and its log frequency: most frequent first, ties
+    in code-point order. Built here because the ``tokenizers`` trainers break ties in a hash map's order, so their
+    vocabularies, and with them the random models' outputs, changed from process to process."""
+    counts = collections.Counter(char for line in lines for word in line.split() for char in "▁" + word)
+    total = sum(counts.values())
+    return [(char, math.log(n / total)) for char, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def _save(model: transformers.PreTrainedModel, tokenizer, folder: Path) -> Path:
@@ -46,13 +52,8 @@ def _save(model: transformers.PreTrainedModel, tokenizer, folder: Path) -> Path:
 
 
 def nllb_folder(folder: Path, lines: list[str], seed: int = 0) -> Path:
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = _metaspace()
-    bpe.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=500, limit_alphabet=300, special_tokens=SPECIALS,
-                                                       show_progress=False))
-    spec = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["merges"]]
-    tokenizer = transformers.NllbTokenizer(vocab=spec["vocab"], merges=merges)
+    vocab = {token: i for i, token in enumerate(SPECIALS + [char for char, _ in _characters(lines)])}
+    tokenizer = transformers.NllbTokenizer(vocab=vocab, merges=[])
     torch.manual_seed(seed)
     config = transformers.M2M100Config(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0, eos_token_id=2,
                                        decoder_start_token_id=2, scale_embedding=True, **TINY)
@@ -60,13 +61,8 @@ def nllb_folder(folder: Path, lines: list[str], seed: int = 0) -> Path:
 
 
 def mbart50_folder(folder: Path, lines: list[str], seed: int = 0) -> Path:
-    unigram = Tokenizer(models.Unigram())
-    unigram.pre_tokenizer = _metaspace()
-    alphabet = len(set("".join(lines)))
-    unigram.train_from_iterator(lines, trainers.UnigramTrainer(vocab_size=alphabet + 200, unk_token="<unk>",
-                                                               special_tokens=["<unk>", "<s>", "</s>"],
-                                                               show_progress=False))
-    tokenizer = transformers.MBart50Tokenizer(vocab=json.loads(unigram.to_str())["model"]["vocab"])
+    vocab = [(special, 0.0) for special in ("<unk>", "<s>", "</s>")] + _characters(lines)
+    tokenizer = transformers.MBart50Tokenizer(vocab=vocab)
     torch.manual_seed(seed)
     config = transformers.MBartConfig(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0, eos_token_id=2,
                                       decoder_start_token_id=2, **TINY)
