@@ -355,22 +355,25 @@ def quality_part(args, synsets: list[dict], work: Path, model: ColBERT, report: 
     rr = {name: reciprocal_ranks(run, target) for name, run in (("full", full), ("stored", exact), ("e2e", e2e))}
     mrr = {name: float(r.mean()) for name, r in rr.items()}
 
-    def loss(name: str) -> str:  # relative loss, with the standard error of the paired per-query differences
+    def relative_loss(name: str) -> tuple[float, float]:  # and the standard error of the paired per-query differences
         diff = rr["full"] - rr[name]
-        return (f"loss {100 * diff.mean() / mrr['full']:+.2f}% +- "
-                f"{100 * diff.std(ddof=1) / np.sqrt(len(diff)) / mrr['full']:.2f}% (1 s.e.)")
+        return float(diff.mean() / mrr["full"]), float(diff.std(ddof=1) / np.sqrt(len(diff)) / mrr["full"])
+
+    def loss(name: str) -> str:
+        mean, se = relative_loss(name)
+        return f"loss {100 * mean:+.2f}% +- {100 * se:.2f}% (1 s.e.)"
 
     print(f"MRR@10: exhaustive full precision {mrr['full']:.4f}; exhaustive over stored vectors {mrr['stored']:.4f} "
           f"(codec {loss('stored')}); end to end {mrr['e2e']:.4f} ({loss('e2e')})")
     print(f"recall@100 of exhaustive over stored vectors vs full precision: {recall_at(exact, full, 100):.4f}")
     # the codec's loss varies with the k-means draw by about as much as with the queries: average over several draws
-    losses = [1 - mrr["stored"] / mrr["full"]]
+    first_loss, report["mrr_loss_se"] = relative_loss("stored")
+    losses = [first_loss]
     for seed in range(1, args.codec_seeds):
         redrawn = index_vectors(f"quality-seed{seed}.colbert", seed)
         stored = reciprocal_ranks(redrawn.retriever(num_results=100, exhaustive=True)(topics), target)
         losses.append(1 - stored.mean() / mrr["full"])
     report["mrr_loss"] = float(np.mean(losses))
-    report["mrr_loss_se"] = float((rr["full"] - rr["stored"]).std(ddof=1) / np.sqrt(len(known)) / mrr["full"])
     print(f"codec loss over {len(losses)} k-means draws (seeds 0-{len(losses) - 1}): "
           f"{', '.join(f'{100 * x:+.2f}%' for x in losses)} -> mean {100 * report['mrr_loss']:+.2f}%")
     report["quality_recall"] = recall_at(e2e, exact, 100)
